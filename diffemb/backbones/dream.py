@@ -1,0 +1,51 @@
+"""Dream (Dream-org/Dream-v0-*-7B): a Qwen2.5-shaped network trained as a diffusion LM.
+
+Its checkpoint names the remote-code class `DreamModel`, which does not import on transformers 5, but the
+weights carry `Qwen2ForCausalLM`'s names. So the config's Qwen2 fields build a stock `Qwen2Model` with
+`is_causal = False`, and the tokenizer (Qwen2's byte-level BPE, shipped as vocab.json + merges.txt under the
+remote class name `DreamTokenizer`) is loaded with the stock `Qwen2Tokenizer`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from transformers import Qwen2Config, Qwen2Model, Qwen2Tokenizer
+
+from diffemb.backbones.base import Backbone, LoadOptions, quiet_transformers, is_causal_for, load_weights
+from diffemb.hub import read_config
+from diffemb.profiles import DREAM
+
+_QWEN2_FIELDS = (
+    "vocab_size",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "hidden_act",
+    "max_position_embeddings",
+    "rms_norm_eps",
+    "pad_token_id",
+    "bos_token_id",
+    "eos_token_id",
+)
+
+
+def qwen2_config_from_dream(raw: dict[str, Any]) -> Qwen2Config:
+    fields = {key: raw[key] for key in _QWEN2_FIELDS if key in raw}
+    rope = raw.get("rope_parameters") or {"rope_type": "default", "rope_theta": raw.get("rope_theta", 1e6)}
+    config = Qwen2Config(**fields, rope_parameters=rope, tie_word_embeddings=False, use_sliding_window=False)
+    config.architectures = ["Qwen2ForCausalLM"]
+    return config
+
+
+def load_dream(folder: Path, options: LoadOptions) -> Backbone:
+    profile = DREAM.with_overrides(attention=options.attention)
+    config = qwen2_config_from_dream(read_config(folder))
+    config.is_causal = is_causal_for(profile.attention)
+    model = load_weights(Qwen2Model, folder, config, options)
+    with quiet_transformers():
+        tokenizer = Qwen2Tokenizer.from_pretrained(str(folder))
+    return Backbone(model=model, tokenizer=tokenizer, profile=profile, dimension=config.hidden_size)

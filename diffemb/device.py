@@ -1,0 +1,99 @@
+"""Device and dtype choice, the per-device lock that serialises forward passes, and OOM recognition."""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+
+import torch
+
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+_DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
+
+
+def resolve_device(spec: str | torch.device = "auto") -> torch.device:
+    """`"auto"` picks cuda, then mps, then cpu; anything else is passed to `torch.device`."""
+    if isinstance(spec, torch.device):
+        return spec
+    if spec != "auto":
+        try:
+            return torch.device(spec)
+        except RuntimeError as err:
+            raise ValueError(f"unknown device {spec!r}: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'") from err
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def resolve_dtype(spec: str | torch.dtype, device: torch.device) -> torch.dtype:
+    """`"auto"` is bf16 on a GPU that supports it, fp16 on older GPUs and fp32 elsewhere."""
+    if isinstance(spec, torch.dtype):
+        return spec
+    if spec == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    if spec not in _DTYPES:
+        raise ValueError(f"unknown dtype {spec!r}: use 'auto' or one of {sorted(_DTYPES)}")
+    return _DTYPES[spec]
+
+
+def attention_implementation(device: torch.device, dtype: torch.dtype) -> str:
+    """flash-attention 2 where it is installed and can run (CUDA, half precision); PyTorch SDPA elsewhere."""
+    half = dtype in (torch.float16, torch.bfloat16)
+    if device.type == "cuda" and half and importlib.util.find_spec("flash_attn") is not None:
+        return "flash_attention_2"
+    return "sdpa"
+
+
+def device_lock(device: torch.device) -> threading.Lock:
+    """The one lock per device that every encoder (and so every framework adapter) takes around a forward pass.
+
+    Concurrent forward passes on one GPU only compete for memory and kernels, so they are serialised; encoders
+    on different devices run in parallel.
+    """
+    key = str(device)
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(key, threading.Lock())
+
+
+def default_batch_tokens(device: torch.device, n_params: int, hidden_size: int) -> int:
+    """Padded tokens per forward pass: large enough to keep the matmuls busy, small enough to fit.
+
+    On CPU throughput saturates at a few thousand tokens per pass; on a GPU the activations of one token cost
+    roughly `hidden_size * 34` bytes per layer at the widest point, so the budget is scaled from free memory.
+    """
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        weights = n_params * 2
+        spare = max(free - weights, free // 4)
+        per_token = hidden_size * 4 * 34  # widest activation of a layer in half precision, with headroom
+        return int(min(max(spare // (per_token * 2), 2048), 262144))
+    if device.type == "mps":
+        return 8192
+    return 8192 if n_params < 200_000_000 else 4096
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """True for CUDA's OutOfMemoryError and the RuntimeErrors that MPS and CPU allocators raise."""
+    if isinstance(error, torch.OutOfMemoryError):
+        return True
+    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+
+
+def free_cached_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps":
+        torch.mps.empty_cache()

