@@ -1,0 +1,80 @@
+"""Token-budget batching and the out-of-memory backoff, by fault injection."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from diffemb import DiffEmbedEncoder
+from diffemb.batching import OutOfMemoryAtMinimum, padding_waste, plan_batches
+
+
+def test_batches_respect_the_budget_and_keep_every_row() -> None:
+    rng = random.Random(0)
+    lengths = [rng.randint(1, 300) for _ in range(500)]
+    batches = plan_batches(lengths, budget=2048)
+    assert sorted(i for batch in batches for i in batch) == list(range(500))
+    for batch in batches:
+        assert len(batch) * max(lengths[i] for i in batch) <= 2048
+    assert padding_waste(lengths, batches) < 0.1
+    assert plan_batches([5000, 3], budget=100) == [[0], [1]]  # an over-long row still gets its own batch
+
+
+def _oom_above(encoder: DiffEmbedEncoder, limit: int, seen: list[int]) -> None:
+    """Make the model raise CUDA-style OOM whenever a batch holds more than `limit` padded tokens."""
+    forward = encoder.model.forward
+
+    def failing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        ids = kwargs["input_ids"]
+        seen.append(ids.numel())
+        if ids.numel() > limit:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return forward(*args, **kwargs)
+
+    encoder.model.forward = failing  # type: ignore[method-assign]
+
+
+def test_out_of_memory_halves_the_budget_and_every_vector_is_still_right(tiny_dream_folder) -> None:  # type: ignore[no-untyped-def]
+    rng = random.Random(1)
+    words = "the cat reads a red book in the garden".split()
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(2, 50))) for _ in range(40)]
+    reference = DiffEmbedEncoder.from_pretrained(tiny_dream_folder, device="cpu", dtype="float32")
+    expected = reference.encode_documents(texts)
+    encoder = DiffEmbedEncoder.from_pretrained(tiny_dream_folder, device="cpu", dtype="float32", batch_tokens=4096)
+    seen: list[int] = []
+    _oom_above(encoder, 300, seen)
+    got = encoder.encode_documents(texts)
+    np.testing.assert_allclose(got, expected, atol=2e-5)
+    assert max(seen) > 300 and any(n <= 300 for n in seen)
+    # The smaller budget is kept for the rest of the call: after backing off, no batch exceeds the limit again.
+    first_ok = next(i for i, n in enumerate(seen) if n <= 300)
+    assert all(n <= 300 for n in seen[first_ok:])
+
+
+def test_a_text_that_never_fits_gives_a_clear_error(tiny_dream_folder) -> None:  # type: ignore[no-untyped-def]
+    encoder = DiffEmbedEncoder.from_pretrained(tiny_dream_folder, device="cpu", dtype="float32")
+    _oom_above(encoder, 10, [])
+    with pytest.raises(OutOfMemoryAtMinimum, match="out of memory on a single text of .* tokens"):
+        encoder.encode_documents(["the cat reads a red book in the garden near the station"])
+
+
+def test_other_errors_are_not_retried(tiny_dream_folder) -> None:  # type: ignore[no-untyped-def]
+    encoder = DiffEmbedEncoder.from_pretrained(tiny_dream_folder, device="cpu", dtype="float32")
+    calls = []
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        raise RuntimeError("shape mismatch")
+
+    encoder.model.forward = broken  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        encoder.encode_documents(["a b"])
+    assert len(calls) == 1
+
+
+def test_budget_is_a_setting(tiny_dream_encoder: DiffEmbedEncoder) -> None:
+    assert replace(tiny_dream_encoder.settings, batch_tokens=7).batch_tokens == 7
