@@ -66,11 +66,10 @@ class BudgetedRunner(Generic[Result]):
     def run(self, lengths: Sequence[int]) -> Iterator[tuple[list[int], list[Result]]]:
         """Yields (row indices, results) per batch, in length-sorted order."""
         for batch in plan_batches(lengths, self.budget):
-            yield from self._run_with_backoff(batch, lengths)
+            yield from self.run_batch(batch, lengths)
 
-    def _run_with_backoff(
-        self, batch: list[int], lengths: Sequence[int]
-    ) -> Iterator[tuple[list[int], list[Result]]]:
+    def run_batch(self, batch: list[int], lengths: Sequence[int]) -> Iterator[tuple[list[int], list[Result]]]:
+        """One planned batch, re-planned into smaller ones under a halved budget whenever memory runs out."""
         done: list[tuple[list[int], list[Result]]] = []
         finished: set[int] = set()
         widest = max(lengths[i] for i in batch)

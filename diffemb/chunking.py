@@ -28,9 +28,7 @@ class ChunkingConfig:
 
     def __post_init__(self) -> None:
         if self.aggregation not in AGGREGATIONS:
-            raise ValueError(
-                f"unknown chunk_aggregation {self.aggregation!r}: use one of {', '.join(AGGREGATIONS)}"
-            )
+            raise ValueError(f"unknown chunk_aggregation {self.aggregation!r}: use one of {', '.join(AGGREGATIONS)}")
         if self.size is not None and self.size < 1:
             raise ValueError(f"chunk_size must be a positive number of tokens, got {self.size}")
         if self.overlap is not None and self.overlap < 0:
@@ -60,7 +58,7 @@ def split_windows(n_tokens: int, size: int, overlap: int) -> list[tuple[int, int
     if n_tokens <= size:
         return [(0, n_tokens)]
     stride = size - overlap
-    starts = list(range(0, n_tokens - size, stride)) + [n_tokens - size]
+    starts = [*range(0, n_tokens - size, stride), n_tokens - size]
     return [(start, start + size) for start in starts]
 
 

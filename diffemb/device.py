@@ -36,6 +36,20 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
     return torch.device("cpu")
 
 
+def resolve_devices(spec: str | torch.device | list[str] | tuple[str, ...] = "auto") -> list[torch.device]:
+    """The devices to hold one model replica each: a list, a comma-separated string, or every visible GPU when
+    `spec` is "auto" or "cuda" and several are visible (data parallel); otherwise one device."""
+    if isinstance(spec, (list, tuple)):
+        if not spec:
+            raise ValueError("device list is empty: name at least one device")
+        return [resolve_device(item) for item in spec]
+    if isinstance(spec, str) and "," in spec:
+        return resolve_devices([item.strip() for item in spec.split(",") if item.strip()])
+    if spec in ("auto", "cuda") and torch.cuda.is_available() and torch.cuda.device_count() > 1:
+        return [torch.device("cuda", index) for index in range(torch.cuda.device_count())]
+    return [resolve_device(spec)]
+
+
 def resolve_dtype(spec: str | torch.dtype, device: torch.device) -> torch.dtype:
     """`"auto"` is bf16 on a GPU that supports it, fp16 on older GPUs and fp32 elsewhere."""
     if isinstance(spec, torch.dtype):

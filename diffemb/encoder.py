@@ -21,21 +21,19 @@ import torch
 from tqdm.auto import tqdm
 
 from diffemb.backbones import Backbone, LoadOptions, load_backbone
-from diffemb.batching import BudgetedRunner
 from diffemb.chunking import ChunkingConfig, DocumentChunks, aggregate, l2_normalize
 from diffemb.device import (
     attention_implementation,
     default_batch_tokens,
     device_lock,
-    free_cached_memory,
-    resolve_device,
+    resolve_devices,
     resolve_dtype,
 )
-from diffemb.forward import BatchForward
 from diffemb.hub import resolve_folder
 from diffemb.inputs import Role, check_role, check_text, check_texts
 from diffemb.lora import merge_lora
 from diffemb.profiles import Attention, Pooling, TextTemplate
+from diffemb.replicas import ReplicaPool
 from diffemb.rows import RowPlan, plan_rows
 from diffemb.settings import EncoderSettings
 from diffemb.text import TextTokenizer, TokenizedText
@@ -64,19 +62,20 @@ class DiffEmbedEncoder:
         self.backbone = backbone
         self.settings = settings
         self.show_progress = show_progress
-        self.device = torch.device(settings.device)
+        self.devices = [torch.device(name) for name in settings.device.split(",")]
+        self.device = self.devices[0]
         self.text = TextTokenizer(backbone.tokenizer, settings.profile.template)
         self.lock = device_lock(self.device)
         tokenizer = backbone.tokenizer
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        self._forward = BatchForward(
+        self._replicas = ReplicaPool.build(
             backbone.model,
-            self.device,
-            int(pad or 0),
-            settings.profile.pooling,
-            self.lock,
-            settings.padding_side,
-            backbone.explicit_positions,
+            self.devices,
+            settings.batch_tokens,
+            pad_token_id=int(pad or 0),
+            pooling=settings.profile.pooling,
+            padding_side=settings.padding_side,
+            explicit_positions=backbone.explicit_positions,
         )
 
     @classmethod
@@ -89,7 +88,7 @@ class DiffEmbedEncoder:
         local_files_only: bool | None = None,
         token: str | bool | None = None,
         cache_dir: str | None = None,
-        device: str | torch.device = "auto",
+        device: str | torch.device | list[str] = "auto",
         dtype: str | torch.dtype = "auto",
         max_length: int | None = None,
         query_instruction: str | None = None,
@@ -120,9 +119,12 @@ class DiffEmbedEncoder:
         adapter_folder = None
         trained: dict[str, Any] = {}
         if adapter is not None:
-            adapter_folder = resolve_folder(adapter, local_files_only=local_files_only, token=token, cache_dir=cache_dir)
+            adapter_folder = resolve_folder(
+                adapter, local_files_only=local_files_only, token=token, cache_dir=cache_dir
+            )
             trained = _read_adapter_settings(adapter_folder)
-        torch_device = resolve_device(device)
+        devices = resolve_devices(device)
+        torch_device = devices[0]
         torch_dtype = resolve_dtype(dtype, torch_device)
         options = LoadOptions(
             device=torch_device,
@@ -156,7 +158,7 @@ class DiffEmbedEncoder:
             profile=profile,
             chunking=chunking,
             dtype=str(torch_dtype).removeprefix("torch."),
-            device=str(torch_device),
+            device=",".join(str(d) for d in devices),
             batch_tokens=max(int(budget), 1),
             padding_side=padding_side,
         )
@@ -301,9 +303,7 @@ class DiffEmbedEncoder:
     ) -> list[DocumentChunks]:
         return self._run(self._plan(texts, role, instruction, chunking), show_progress)
 
-    def _plan(
-        self, texts: list[str], role: Role, instruction: str | None, chunking: ChunkingConfig | None
-    ) -> RowPlan:
+    def _plan(self, texts: list[str], role: Role, instruction: str | None, chunking: ChunkingConfig | None) -> RowPlan:
         frame = self.text.frame(self._instruction_for(role, instruction))
         tokenized: list[TokenizedText] = self.text.tokenize(texts, frame.lead)
         profile = self.profile
@@ -313,14 +313,9 @@ class DiffEmbedEncoder:
 
     def _run(self, plan: RowPlan, show_progress: bool | None) -> list[DocumentChunks]:
         vectors = [np.empty((len(chunks), self.dimension), dtype=np.float32) for chunks in plan.chunks]
-        runner: BudgetedRunner[np.ndarray] = BudgetedRunner(
-            forward=lambda indices: self._forward([plan.rows[i] for i in indices]),
-            budget=self.settings.batch_tokens,
-            on_oom=lambda: free_cached_memory(self.device),
-        )
         visible = self.show_progress if show_progress is None else show_progress
         with tqdm(total=len(plan.rows), disable=not visible, desc="diffemb", unit="row") as bar:
-            for indices, results in runner.run([len(row.ids) for row in plan.rows]):
+            for indices, results in self._replicas.run(plan.rows):
                 for index, pooled in zip(indices, results, strict=True):
                     for (text_index, chunk_index), vector in zip(plan.rows[index].owners, pooled, strict=True):
                         vectors[text_index][chunk_index] = vector

@@ -12,5 +12,5 @@ def require(module: str, extra: str, purpose: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as err:
         raise ImportError(
-            f"{purpose} needs the Python package {module.split('.')[0]!r}: pip install \"diffemb[{extra}]\""
+            f'{purpose} needs the Python package {module.split(".")[0]!r}: pip install "diffemb[{extra}]"'
         ) from err

@@ -22,7 +22,7 @@ from diffemb.backbones.encoder_models import (
 from diffemb.backbones.llada import load_llada
 from diffemb.hub import read_config
 
-__all__ = ["Backbone", "LoadOptions", "load_backbone", "family_of", "SUPPORTED_FAMILIES"]
+__all__ = ["SUPPORTED_FAMILIES", "Backbone", "LoadOptions", "family_of", "load_backbone"]
 
 SUPPORTED_FAMILIES = (
     "Dream (model_type 'Dream'), LLaDA ('llada'), decoder LMs that transformers knows (qwen2, llama, mistral, "

@@ -68,7 +68,7 @@ def load_weights(
     transformers reads safetensors lazily, so the unused head is never materialised.
     """
     with quiet_transformers():
-        model, info = model_class.from_pretrained(
+        loaded: Any = model_class.from_pretrained(
             str(folder),
             config=config,
             dtype=options.dtype,
@@ -76,6 +76,7 @@ def load_weights(
             output_loading_info=True,
             **kwargs,
         )
+    model, info = loaded
     missing = sorted(info.get("missing_keys", []))
     if missing:
         raise ValueError(

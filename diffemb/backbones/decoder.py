@@ -10,7 +10,7 @@ from pathlib import Path
 
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-from diffemb.backbones.base import Backbone, LoadOptions, quiet_transformers, is_causal_for, load_weights
+from diffemb.backbones.base import Backbone, LoadOptions, is_causal_for, load_weights, quiet_transformers
 from diffemb.profiles import DECODER_BIDIRECTIONAL, DECODER_CAUSAL
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from transformers import Qwen2Config, Qwen2Model, Qwen2Tokenizer
 
-from diffemb.backbones.base import Backbone, LoadOptions, quiet_transformers, is_causal_for, load_weights
+from diffemb.backbones.base import Backbone, LoadOptions, is_causal_for, load_weights, quiet_transformers
 from diffemb.hub import read_config
 from diffemb.profiles import DREAM
 

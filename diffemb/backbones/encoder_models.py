@@ -14,7 +14,7 @@ from typing import Any
 
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-from diffemb.backbones.base import Backbone, LoadOptions, quiet_transformers, load_weights
+from diffemb.backbones.base import Backbone, LoadOptions, load_weights, quiet_transformers
 from diffemb.hub import read_config
 from diffemb.profiles import ENCODER, TextTemplate
 
@@ -101,7 +101,7 @@ def load_sentence_transformers(folder: Path, options: LoadOptions) -> Backbone:
     st_config = _read_json(transformer_dir / "sentence_bert_config.json")
     settings = _read_json(folder / "config_sentence_transformers.json")
     prompts: dict[str, str] = settings.get("prompts") or {}
-    default_prompt = prompts.get(settings.get("default_prompt_name") or "", None)
+    default_prompt = prompts.get(settings.get("default_prompt_name") or "")
 
     model_type = str(read_config(transformer_dir).get("model_type", ""))
     if model_type in ENCODER_MODEL_TYPES:

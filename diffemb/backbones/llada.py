@@ -12,7 +12,7 @@ from typing import Any
 
 from transformers import AutoTokenizer, LlamaConfig, LlamaModel
 
-from diffemb.backbones.base import Backbone, LoadOptions, quiet_transformers, is_causal_for, load_weights
+from diffemb.backbones.base import Backbone, LoadOptions, is_causal_for, load_weights, quiet_transformers
 from diffemb.hub import read_config
 from diffemb.profiles import LLADA
 
@@ -31,10 +31,7 @@ _BLOCK_RENAMES = {
 KEY_MAPPING = {
     r"^model\.transformer\.wte\.": "embed_tokens.",
     r"^model\.transformer\.ln_f\.": "norm.",
-    **{
-        rf"^model\.transformer\.blocks\.(\d+)\.{old}\.": rf"layers.\1.{new}."
-        for old, new in _BLOCK_RENAMES.items()
-    },
+    **{rf"^model\.transformer\.blocks\.(\d+)\.{old}\.": rf"layers.\1.{new}." for old, new in _BLOCK_RENAMES.items()},
 }
 
 

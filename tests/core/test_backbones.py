@@ -41,9 +41,10 @@ def test_dream_tokenizer_keeps_special_tokens(tiny_dream_folder: Path) -> None:
         assert tokenizer(token, add_special_tokens=False)["input_ids"] == [by_name[token]]
     assert tokenizer.pad_token == "<|endoftext|>"
     # No BOS/EOS is added to Dream rows.
-    assert tokenizer("hello", add_special_tokens=True)["input_ids"] == tokenizer("hello", add_special_tokens=False)[
-        "input_ids"
-    ]
+    assert (
+        tokenizer("hello", add_special_tokens=True)["input_ids"]
+        == tokenizer("hello", add_special_tokens=False)["input_ids"]
+    )
 
 
 def test_sharded_dream_equals_single_file(tiny_dream_folder: Path, tiny_dream_sharded_folder: Path) -> None:

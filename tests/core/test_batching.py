@@ -58,7 +58,7 @@ def test_out_of_memory_halves_the_budget_and_every_vector_is_still_right(tiny_dr
 def test_a_text_that_never_fits_gives_a_clear_error(tiny_dream_folder) -> None:  # type: ignore[no-untyped-def]
     encoder = DiffEmbedEncoder.from_pretrained(tiny_dream_folder, device="cpu", dtype="float32")
     _oom_above(encoder, 10, [])
-    with pytest.raises(OutOfMemoryAtMinimum, match="out of memory on a single text of .* tokens"):
+    with pytest.raises(OutOfMemoryAtMinimum, match=r"out of memory on a single text of .* tokens"):
         encoder.encode_documents(["the cat reads a red book in the garden near the station"])
 
 
@@ -78,3 +78,25 @@ def test_other_errors_are_not_retried(tiny_dream_folder) -> None:  # type: ignor
 
 def test_budget_is_a_setting(tiny_dream_encoder: DiffEmbedEncoder) -> None:
     assert replace(tiny_dream_encoder.settings, batch_tokens=7).batch_tokens == 7
+
+
+def test_replicas_on_several_devices_share_the_work(tiny_dream_folder) -> None:  # type: ignore[no-untyped-def]
+    """The multi-GPU code path, run with two CPU replicas: each gets batches, vectors stay right and in order."""
+    texts = [" ".join(["the cat reads a red book"] * (1 + i % 7)) for i in range(30)]
+    single = DiffEmbedEncoder.from_pretrained(tiny_dream_folder, device="cpu", dtype="float32")
+    double = DiffEmbedEncoder.from_pretrained(
+        tiny_dream_folder, device=["cpu", "cpu"], dtype="float32", batch_tokens=256
+    )
+    assert len(double._replicas.forwards) == 2 and double.devices == [torch.device("cpu")] * 2
+    assert double._replicas.forwards[0].model is not double._replicas.forwards[1].model
+    passes = [0, 0]
+    for k, forward in enumerate(double._replicas.forwards):
+        original = forward.model.forward
+
+        def counting(*args, _k=k, _original=original, **kwargs):  # type: ignore[no-untyped-def]
+            passes[_k] += 1
+            return _original(*args, **kwargs)
+
+        forward.model.forward = counting  # type: ignore[method-assign]
+    np.testing.assert_allclose(double.encode_documents(texts), single.encode_documents(texts), atol=2e-5)
+    assert passes[0] > 0 and passes[1] > 0

@@ -50,7 +50,9 @@ def test_adapter_trained_on_the_remote_dream_class_loads(tiny_dream_folder: Path
     np.testing.assert_allclose(tuned.encode_documents(TEXTS), expected, atol=1e-5)
 
 
-def test_adapter_for_another_model_fails_loudly(tiny_dream_folder: Path, tiny_bert_folder: Path, tmp_path: Path) -> None:
+def test_adapter_for_another_model_fails_loudly(
+    tiny_dream_folder: Path, tiny_bert_folder: Path, tmp_path: Path
+) -> None:
     adapter, _ = _adapter(tiny_dream_folder, tmp_path / "adapter")
     with pytest.raises(Exception, match=r"adapter|target|module"):
         DiffEmbedEncoder.from_pretrained(tiny_bert_folder, adapter=adapter, device="cpu")

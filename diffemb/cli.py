@@ -1,0 +1,293 @@
+"""The `diffemb` command line: embed files of texts, search a folder of documents, show a model's profile.
+
+    diffemb embed --model M texts.jsonl --output vectors.parquet
+    diffemb search --model M --docs examples/docs "how do bees tell each other where flowers are?"
+    diffemb info M
+
+Every input problem is reported as one line (`diffemb: error: ...`) with a non-zero exit code before any model
+loads; outputs are written to a temp file beside the target and renamed into place, so a failure leaves nothing
+half-written. File handling lives in `diffemb.cli_io`; torch is imported only once a model is needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, NoReturn
+
+from diffemb.cli_io import (
+    ChunkIndex,
+    CliError,
+    cache_file,
+    check_output,
+    load_cache,
+    read_documents,
+    read_records,
+    save_cache,
+    write_vectors,
+)
+
+PROG = "diffemb"
+MODEL_ENV = "DIFFEMB_MODEL_NAME"
+DEBUG_ENV = "DIFFEMB_DEBUG"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors in the same `diffemb: error: ...` form as every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{PROG}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be zero or more, got {text}")
+    return value
+
+
+def _add_model_options(parser: argparse.ArgumentParser, *, positional: bool = False) -> None:
+    if positional:
+        parser.add_argument("model", help="hub id or local checkpoint folder")
+    else:
+        default = os.environ.get(MODEL_ENV)
+        parser.add_argument(
+            "--model",
+            "-m",
+            default=default,
+            required=default is None,
+            help=f"hub id or local checkpoint folder (default: ${MODEL_ENV})",
+        )
+    group = parser.add_argument_group("model loading")
+    group.add_argument("--adapter", help="LoRA adapter (hub id or folder) merged into the model on load")
+    group.add_argument("--device", default="auto", help="cuda, cuda:N, mps or cpu (default: auto)")
+    group.add_argument("--dtype", default="auto", help="bfloat16, float16 or float32 (default: auto per device)")
+    group.add_argument("--max-length", type=_positive, help="tokens per forward pass, template included")
+    group.add_argument("--batch-tokens", type=_positive, help="padded tokens per forward pass (speed/memory only)")
+    group.add_argument("--chunk-size", type=_positive, help="body tokens per window of a long document")
+    group.add_argument("--chunk-overlap", type=_non_negative, help="tokens shared by neighbouring windows")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Text embeddings from diffusion language models, for retrieval.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    embed = commands.add_parser(
+        "embed",
+        help="embed every text of a .txt/.jsonl/.parquet file",
+        description="Embed one text per line of a .txt file, the text field of each .jsonl record, or a column "
+        "of a .parquet file. Writes .npy (the matrix), .jsonl or .parquet (every input field plus 'embedding').",
+    )
+    embed.add_argument("input", type=Path, help="a .txt, .jsonl or .parquet file")
+    embed.add_argument("--output", "-o", type=Path, help="a .npy, .jsonl or .parquet file (default: INPUT as .npy)")
+    embed.add_argument("--text-field", default="text", help="field (or column) holding the text (default: text)")
+    embed.add_argument("--role", choices=["query", "document"], default="document", help="(default: document)")
+    embed.add_argument("--instruction", help="instruction put before every text (default: the role's; '' for none)")
+    embed.add_argument(
+        "--chunk-aggregation",
+        choices=["mean", "max", "first", "late"],
+        default="mean",
+        help="how the windows of a long document become one vector (default: mean)",
+    )
+    embed.add_argument("--quiet", "-q", action="store_true", help="no progress bar or status lines")
+    _add_model_options(embed)
+    embed.set_defaults(run=run_embed)
+
+    search = commands.add_parser(
+        "search",
+        help="rank the documents of a folder or file for a query",
+        description="Rank documents by their best-matching chunk (max-sim over chunk vectors). Chunk vectors are "
+        "cached in .diffemb-cache beside the documents, keyed by the encoder's fingerprint and the documents' "
+        "contents, so the next search only embeds the query.",
+    )
+    search.add_argument("query", help="the query text")
+    search.add_argument(
+        "--docs",
+        "-d",
+        type=Path,
+        required=True,
+        help="a folder (each .txt/.md file is one document) or a .txt/.jsonl/.parquet file (one per line or row)",
+    )
+    search.add_argument("-k", type=_positive, default=5, help="how many documents to show (default: 5)")
+    search.add_argument("--text-field", default="text", help="field holding the text in .jsonl/.parquet documents")
+    search.add_argument("--instruction", help="query instruction (default: the model's; '' for none)")
+    search.add_argument("--snippet-chars", type=_non_negative, default=300, help="characters of the best chunk shown")
+    search.add_argument("--json", action="store_true", help="print the results as JSON")
+    search.add_argument("--no-cache", action="store_true", help="neither read nor write cached document vectors")
+    search.add_argument("--quiet", "-q", action="store_true", help="no progress bar or status lines")
+    _add_model_options(search)
+    search.set_defaults(run=run_search)
+
+    info = commands.add_parser(
+        "info", help="print a model's resolved profile as JSON", description="Load a model and print its profile."
+    )
+    _add_model_options(info, positional=True)
+    info.set_defaults(run=run_info, quiet=True)
+    return parser
+
+
+# -- commands ---------------------------------------------------------------------------------------------------
+
+
+def run_embed(args: argparse.Namespace) -> int:
+    records = read_records(args.input, args.text_field)
+    output: Path = args.output or args.input.with_suffix(".npy")
+    check_output(output, args.input)
+    encoder = _load_encoder(args, chunk_aggregation=args.chunk_aggregation)
+    vectors = encoder.encode(
+        records.texts, role=args.role, instruction=_instruction(args), show_progress=not args.quiet
+    )
+    write_vectors(output, vectors, records, args.text_field)
+    _status(args, f"wrote {vectors.shape[0]} vectors of dimension {vectors.shape[1]} to {output}")
+    return 0
+
+
+def run_search(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    if not args.query.strip():
+        raise CliError("the query is empty")
+    documents = read_documents(args.docs, args.text_field)
+    encoder = _load_encoder(args)
+    path = cache_file(documents, encoder.fingerprint)
+    index = None if args.no_cache else load_cache(path, len(documents.texts))
+    if index is not None:
+        _status(args, f"cache hit: {path} ({len(documents.texts)} documents, {len(index.vectors)} chunks)")
+    else:
+        chunks = encoder.encode_document_chunks(documents.texts, show_progress=not args.quiet)
+        index = ChunkIndex.from_chunks(chunks)
+        message = f"embedded {len(documents.texts)} documents ({len(index.vectors)} chunks)"
+        if not args.no_cache:
+            problem = save_cache(path, index)
+            message += f"; cached in {path}" if problem is None else f"; {problem}"
+        _status(args, message)
+    query = encoder.encode([args.query], role="query", instruction=_instruction(args), show_progress=False)[0]
+    best, rows = index.scores(query)
+    order = np.argsort(-best, kind="stable")[: args.k]
+    results = []
+    for rank, i in enumerate(order, start=1):
+        start, end = (int(v) for v in index.spans[rows[i]])
+        results.append(
+            {
+                "rank": rank,
+                "score": round(float(best[i]), 6),
+                "document": documents.labels[i],
+                "chunk": {"start": start, "end": end, "text": documents.texts[i][start:end]},
+            }
+        )
+    if args.json:
+        print(json.dumps(results, indent=2, ensure_ascii=False))
+        return 0
+    for result in results:
+        print(f"{result['rank']}. {result['score']:.4f}  {result['document']}")
+        snippet = _snippet(result["chunk"]["text"], args.snippet_chars)
+        if snippet:
+            print(f"   {snippet}")
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    encoder = _load_encoder(args)
+    print(json.dumps(encoder.describe(), indent=2, default=str))
+    return 0
+
+
+# -- helpers ----------------------------------------------------------------------------------------------------
+
+
+def _instruction(args: argparse.Namespace) -> Any:
+    from diffemb.encoder import DEFAULT
+
+    return DEFAULT if args.instruction is None else args.instruction
+
+
+def _load_encoder(args: argparse.Namespace, **extra: Any) -> Any:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from diffemb.encoder import DiffEmbedEncoder
+
+    names = ("adapter", "max_length", "batch_tokens", "chunk_size", "chunk_overlap")
+    options = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    model = str(Path(args.model).expanduser()) if Path(args.model).expanduser().exists() else args.model
+    return DiffEmbedEncoder.from_pretrained(model, device=args.device, dtype=args.dtype, **options, **extra)
+
+
+def _snippet(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: max(limit - 1, 0)].rstrip() + "…"
+
+
+def _status(args: argparse.Namespace, message: str) -> None:
+    if not getattr(args, "quiet", False):
+        print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+
+
+def _error(message: str) -> None:
+    print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+    print(f"{PROG}: warning: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("diffemb")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `diffemb` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    previous = warnings.showwarning
+    warnings.showwarning = _show_warning
+    try:
+        return _run(args)
+    finally:
+        warnings.showwarning = previous
+
+
+def _run(args: argparse.Namespace) -> int:
+    debug = bool(os.environ.get(DEBUG_ENV))
+    try:
+        return int(args.run(args))
+    except CliError as err:
+        _error(str(err))
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`diffemb search ... | head`): not an error worth a message.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except (OSError, ValueError, TypeError, ImportError) as err:
+        if debug:
+            raise
+        _error(_one_line(err))
+    except Exception as err:
+        if debug:
+            raise
+        _error(f"{type(err).__name__}: {_one_line(err)} (set {DEBUG_ENV}=1 for a traceback)")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

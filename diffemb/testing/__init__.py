@@ -1,0 +1,1 @@
+"""Test and benchmark helpers: tiny seeded checkpoints in the layouts published on the hub."""
