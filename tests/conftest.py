@@ -14,10 +14,12 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# OpenMP threads that spin while waiting make CPU passes many times slower on a busy 2-core machine.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from diffemb import DiffEmbedEncoder  # noqa: E402
-from diffemb.offline_assets import minilm_path  # noqa: E402
-from diffemb.testing import checkpoints  # noqa: E402
+from diffemb import DiffEmbedEncoder
+from diffemb.offline_assets import minilm_path
+from diffemb.testing import checkpoints
 
 
 @pytest.fixture(scope="session")
