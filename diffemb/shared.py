@@ -6,18 +6,23 @@ each time would be slow and would double its memory, so they obtain encoders her
 
 from __future__ import annotations
 
+import inspect
 import threading
 from typing import Any
 
 from diffemb.encoder import DiffEmbedEncoder
 
+_SIGNATURE = inspect.signature(DiffEmbedEncoder.from_pretrained)
 _ENCODERS: dict[tuple[tuple[str, str], ...], DiffEmbedEncoder] = {}
 _GUARD = threading.Lock()
 
 
 def shared_encoder(model_name_or_path: str, **options: Any) -> DiffEmbedEncoder:
     """`DiffEmbedEncoder.from_pretrained(model_name_or_path, **options)`, loaded once per distinct options."""
-    key = (("model", str(model_name_or_path)), *sorted((name, repr(value)) for name, value in options.items()))
+    # Bind to the signature with defaults applied, so `device="auto"` and leaving device out share one model.
+    bound = _SIGNATURE.bind(model_name_or_path, **options)
+    bound.apply_defaults()
+    key = tuple((name, repr(value)) for name, value in bound.arguments.items())
     with _GUARD:
         encoder = _ENCODERS.get(key)
         if encoder is None:
