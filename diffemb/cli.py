@@ -71,7 +71,8 @@ def _add_model_options(parser: argparse.ArgumentParser, *, positional: bool = Fa
         )
     group = parser.add_argument_group("model loading")
     group.add_argument("--adapter", help="LoRA adapter (hub id or folder) merged into the model on load")
-    group.add_argument("--device", default="auto", help="cuda, cuda:N, mps or cpu (default: auto)")
+    devices = "cuda, cuda:N, mps, cpu or a list like cuda:0,cuda:1 (default: auto)"
+    group.add_argument("--device", default="auto", help=devices)
     group.add_argument("--dtype", default="auto", help="bfloat16, float16 or float32 (default: auto per device)")
     group.add_argument("--max-length", type=_positive, help="tokens per forward pass, template included")
     group.add_argument("--batch-tokens", type=_positive, help="padded tokens per forward pass (speed/memory only)")

@@ -15,7 +15,7 @@ from diffemb.offline_assets import qwen_coder_dream_folder
 pytestmark = pytest.mark.slow
 
 PAIRS = [
-    ("How do I reverse a list in Python?", "Use list.reverse() to reverse in place, or slicing items[::-1] for a copy."),
+    ("How do I reverse a list in Python?", "list.reverse() reverses in place; slicing items[::-1] makes a copy."),
     ("What does HTTP status 404 mean?", "The server could not find the requested resource: 404 Not Found."),
     ("How to read a file line by line?", "Open the file with open(path) and iterate: for line in handle: ..."),
     ("What is a SQL primary key?", "A primary key uniquely identifies each row of a database table."),
