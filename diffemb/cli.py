@@ -94,7 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("input", type=Path, help="a .txt, .jsonl or .parquet file")
     embed.add_argument("--output", "-o", type=Path, help="a .npy, .jsonl or .parquet file (default: INPUT as .npy)")
     embed.add_argument("--text-field", default="text", help="field (or column) holding the text (default: text)")
-    embed.add_argument("--role", choices=["query", "document"], default="document", help="(default: document)")
+    embed.add_argument(
+        "--role",
+        choices=["query", "document"],
+        default="document",
+        help="query: with the model's query instruction, truncated to one window; document (default): chunked",
+    )
     embed.add_argument("--instruction", help="instruction put before every text (default: the role's; '' for none)")
     embed.add_argument(
         "--chunk-aggregation",

