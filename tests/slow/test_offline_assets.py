@@ -12,7 +12,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 import torch
 from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM, Qwen2Model, Qwen2Tokenizer
 
