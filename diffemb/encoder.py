@@ -12,7 +12,7 @@ import os
 import warnings
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from diffemb.device import (
 from diffemb.hub import resolve_folder
 from diffemb.inputs import Role, check_role, check_text, check_texts
 from diffemb.lora import merge_lora
-from diffemb.profiles import Attention, Pooling, TextTemplate
+from diffemb.profiles import Attention, ModelProfile, Pooling, TextTemplate
 from diffemb.replicas import ReplicaPool
 from diffemb.rows import RowPlan, plan_rows
 from diffemb.settings import EncoderSettings
@@ -348,7 +348,14 @@ def _read_adapter_settings(folder: Path) -> dict[str, Any]:
         return {}
     with path.open(encoding="utf-8") as handle:
         saved: dict[str, Any] = json.load(handle)
-    return dict(saved.get("encoder", {}))
+    known = {field.name for field in fields(ModelProfile)} | {"attention"}
+    settings = dict(saved.get("encoder", {}))
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        warnings.warn(f"{path} has settings this diffemb does not know and ignores: {unknown}", stacklevel=4)
+    if isinstance(settings.get("template"), dict):
+        settings["template"] = TextTemplate(**settings["template"])
+    return {key: value for key, value in settings.items() if key in known}
 
 
 def _groups(texts: Iterable[str], size: int) -> Iterator[list[str]]:

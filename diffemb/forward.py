@@ -14,6 +14,28 @@ from diffemb.profiles import Pooling
 from diffemb.rows import Row
 
 
+def pad_rows(
+    rows: Sequence[Sequence[int]], pad_token_id: int, side: str = "right"
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:
+    """Padded ids, attention mask and position ids (B, T), and where each row's first real token sits.
+
+    Positions count real tokens only, so left padding does not shift a text's rotary phases.
+    """
+    width = max((len(row) for row in rows), default=1)
+    ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)  # (B, T)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)  # (B, T)
+    positions = torch.zeros((len(rows), width), dtype=torch.long)  # (B, T)
+    offsets = []
+    for b, row in enumerate(rows):
+        n = len(row)
+        start = width - n if side == "left" else 0
+        ids[b, start : start + n] = torch.tensor(list(row), dtype=torch.long)
+        mask[b, start : start + n] = 1
+        positions[b, start : start + n] = torch.arange(n)
+        offsets.append(start)
+    return ids, mask, positions, offsets
+
+
 class BatchForward:
     """Runs padded batches through a model under the device lock and returns each row's pooled segments."""
 
@@ -43,19 +65,7 @@ class BatchForward:
 
     def __call__(self, rows: Sequence[Row]) -> list[np.ndarray]:
         """Per row, its pooled segments as a float32 array (n_segments, D)."""
-        width = max(len(row.ids) for row in rows)
-        ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)  # (B, T)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)  # (B, T)
-        positions = torch.zeros((len(rows), width), dtype=torch.long)  # (B, T)
-        offsets = []
-        for b, row in enumerate(rows):
-            n = len(row.ids)
-            start = width - n if self.padding_side == "left" else 0
-            ids[b, start : start + n] = torch.tensor(row.ids)
-            mask[b, start : start + n] = 1
-            # Positions count real tokens only, so left padding does not shift a text's rotary phases.
-            positions[b, start : start + n] = torch.arange(n)
-            offsets.append(start)
+        ids, mask, positions, offsets = pad_rows([row.ids for row in rows], self.pad_token_id, self.padding_side)
         inputs: dict[str, object] = {
             "input_ids": ids.to(self.device),
             "attention_mask": mask.to(self.device),

@@ -9,6 +9,7 @@ leaving the base model unchanged.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,7 +30,9 @@ def merge_lora(
         raise ValueError(f"{adapter_folder} holds a {type(config).__name__}; diffemb merges LoRA adapters only")
     config.inference_mode = True
     config.base_model_name_or_path = None
-    peft_model = get_peft_model(model, config)  # type: ignore[arg-type]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning)  # transformers' is_gradient_checkpointing notice
+        peft_model = get_peft_model(model, config)  # type: ignore[arg-type]
     expected = set(get_peft_model_state_dict(peft_model))
     loaded = load_peft_weights(str(adapter_folder), device=str(next(model.parameters()).device))
     renamed = {_match(key_map(key), expected, adapter_folder): value for key, value in loaded.items()}
