@@ -141,7 +141,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_model_options(info, positional=True)
     info.set_defaults(run=run_info, quiet=True)
+    _add_optional_commands(commands)
     return parser
+
+
+def _add_optional_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Commands whose modules live in their own packages (training, evaluation)."""
+    from diffemb.training.cli import add_train_parser
+
+    from diffemb.evaluation.cli import add_eval_parser
+
+    add_train_parser(commands)
+    add_eval_parser(commands)
 
 
 # -- commands ---------------------------------------------------------------------------------------------------

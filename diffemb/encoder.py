@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from diffemb.backbones import Backbone, LoadOptions, load_backbone
 from diffemb.chunking import ChunkingConfig, DocumentChunks, aggregate, l2_normalize

@@ -1,0 +1,80 @@
+"""Every example notebook (examples/*.ipynb) runs top to bottom, offline, in a temp copy (so no outputs or plots land
+in git)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("ipykernel")
+pytest.importorskip("matplotlib")
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+NOTEBOOKS = sorted(path.name for path in EXAMPLES.glob("*.ipynb"))
+KERNEL = "python3"
+TIMEOUT_S = 600  # per cell; each notebook takes well under two minutes on two CPU cores
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The `python3` kernel of this interpreter; written to a temp Jupyter path if none is installed."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    with pytest.MonkeyPatch.context() as patch:
+        try:
+            KernelSpecManager().get_kernel_spec(KERNEL)
+        except NoSuchKernel:
+            from ipykernel.kernelspec import write_kernel_spec
+
+            root = tmp_path_factory.mktemp("jupyter")
+            write_kernel_spec(root / "kernels" / KERNEL)
+            patch.setenv("JUPYTER_PATH", str(root))
+        yield KERNEL
+
+
+@pytest.fixture(scope="module")
+def examples_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    copy = tmp_path_factory.mktemp("examples")
+    for name in NOTEBOOKS:
+        shutil.copy2(EXAMPLES / name, copy / name)
+    shutil.copytree(EXAMPLES / "docs", copy / "docs", ignore=shutil.ignore_patterns(".diffemb-cache"))
+    return copy
+
+
+def test_notebooks_are_stored_without_outputs() -> None:
+    expected = {"01_quickstart", "02_long_documents", "03_langchain_rag", "04_llamaindex_rag"}
+    assert expected | {"05_diffusion_vs_autoregressive"} <= {Path(name).stem for name in NOTEBOOKS}
+    for name in NOTEBOOKS:
+        notebook = nbformat.read(EXAMPLES / name, as_version=4)
+        nbformat.validate(notebook)
+        for cell in notebook.cells:
+            if cell.cell_type == "code":
+                assert cell.outputs == [] and cell.execution_count is None, f"{name} has stored outputs"
+        sources = "\n".join(cell.source for cell in notebook.cells)
+        assert "Dream-org/Dream-v0-Instruct-7B" in sources  # the one-line switch to the real model
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_runs(name: str, kernel: str, examples_copy: Path) -> None:
+    path = examples_copy / name
+    notebook = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(
+        notebook, timeout=TIMEOUT_S, kernel_name=kernel, resources={"metadata": {"path": str(examples_copy)}}
+    )
+    started = time.perf_counter()
+    client.execute()  # raises CellExecutionError, naming the cell, on the first error
+    elapsed = time.perf_counter() - started
+    print(f"{name}: {elapsed:.1f} s", file=sys.stderr)
+    outputs = [out for cell in notebook.cells if cell.cell_type == "code" for out in cell.outputs]
+    assert not [out for out in outputs if out.output_type == "error"]
+    if name.startswith("02_"):
+        plot = examples_copy / "02_long_documents.png"
+        assert plot.is_file() and plot.stat().st_size > 10_000
+        assert any("image/png" in out.get("data", {}) for out in outputs), "the plot is not shown inline"
