@@ -147,9 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_optional_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Commands whose modules live in their own packages (training, evaluation)."""
-    from diffemb.training.cli import add_train_parser
-
     from diffemb.evaluation.cli import add_eval_parser
+    from diffemb.training.cli import add_train_parser
 
     add_train_parser(commands)
     add_eval_parser(commands)
