@@ -1,0 +1,259 @@
+"""Scale-out with Ray Data (`diffemb.ray`), offline, on a local two-CPU Ray started once for this module.
+
+Starting Ray and each pool of actors (a new process that imports torch and loads the model) is most of the cost,
+so the module runs three pipelines in all: MiniLM over 2,000 rows with two actors, `run_ray_embed` to a folder
+with an actor killed mid-run, and `run_ray_embed` to one Parquet file. Tiny BERT stands in for the model where
+the test is about Ray rather than about vectors. The batch class itself is also called directly, without Ray,
+for the pandas and numpy formats and for chunk vectors.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from diffemb import DiffEmbedEncoder
+from diffemb.ray import (
+    CHUNK_EMBEDDINGS_COLUMN,
+    CHUNK_SPANS_COLUMN,
+    CHUNK_TOKENS_COLUMN,
+    DiffEmbedBatchEmbedder,
+    default_concurrency,
+    embed_dataset,
+    run_ray_embed,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")
+
+pa = pytest.importorskip("pyarrow")
+pq = pytest.importorskip("pyarrow.parquet")
+
+FOOTER_ACTORS = "RAY_DATA_PARQUET_FOOTER_NUM_ACTORS"
+WORDS = (
+    "river bread engine violin harbour pepper orbit garden ledger glacier "
+    "lantern copper meadow compass saddle thunder walnut ferry quartz tulip"
+).split()
+
+
+def _texts(n: int) -> list[str]:
+    """Short, distinct texts (about eight tokens each: the forward passes are most of this module's CPU time)."""
+    return [f"{WORDS[i % 20]} {WORDS[(i * 7 + 3) % 20]} {WORDS[(i // 20) % 20]} {i // 400}" for i in range(n)]
+
+
+def _corpus(path: Path, n: int) -> tuple[list[str], list[str]]:
+    ids = [f"doc-{i:05d}" for i in range(n)]
+    texts = _texts(n)
+    pq.write_table(pa.table({"id": ids, "text": texts, "n": list(range(n))}), path)
+    return ids, texts
+
+
+def _by_id(table: object, column: str = "embedding") -> dict[str, np.ndarray]:
+    ids = table.column("id").to_pylist()  # type: ignore[attr-defined]
+    vectors = np.asarray(table.column(column).to_pylist(), dtype=np.float32)  # type: ignore[attr-defined]
+    return dict(zip(ids, vectors, strict=True))
+
+
+def _collect(ds: object) -> object:
+    return pa.concat_tables(list(ds.iter_batches(batch_format="pyarrow", batch_size=None)))  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    pytest.importorskip("ray.data")
+    import ray
+
+    # Idle workers are kept rather than killed after a second: every new worker process costs seconds of CPU
+    # importing Ray, and each pipeline here would otherwise start its read, split and write workers afresh.
+    # Ray 2.60 reads Parquet footers on 32 new actor processes per read; one is plenty for one local file.
+    keep_workers = {"idle_worker_killing_time_threshold_ms": 600_000, "num_workers_soft_limit": 8}
+    saved = os.environ.get(FOOTER_ACTORS)
+    os.environ[FOOTER_ACTORS] = "1"
+    ray.init(
+        num_cpus=2, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False, _system_config=keep_workers
+    )
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    yield ray
+    ray.shutdown()
+    if saved is None:
+        os.environ.pop(FOOTER_ACTORS, None)
+    else:
+        os.environ[FOOTER_ACTORS] = saved
+
+
+@pytest.fixture(scope="module")
+def tiny_bert_encoder(tiny_bert_folder: Path) -> DiffEmbedEncoder:
+    return DiffEmbedEncoder.from_pretrained(tiny_bert_folder, device="cpu")
+
+
+# -- on Ray ------------------------------------------------------------------------------------------------------
+
+
+def test_embed_dataset_matches_the_core_encoder(ray_local, tmp_path, minilm_folder, minilm_encoder):
+    ids, texts = _corpus(tmp_path / "corpus.parquet", 2000)
+    ds = ray_local.data.read_parquet(str(tmp_path / "corpus.parquet"))
+
+    out = _collect(embed_dataset(ds, minilm_folder, id_column="id", device="cpu", concurrency=2, batch_size=250))
+
+    assert collections.Counter(out.column("id").to_pylist()) == collections.Counter(ids)  # each id exactly once
+    assert out.column_names == ["id", "text", "n", "embedding"]
+    assert out.schema.field("embedding").type == pa.list_(pa.float32(), 384)
+    got = _by_id(out)
+    expected = minilm_encoder.encode_documents(texts)
+    np.testing.assert_allclose(np.stack([got[i] for i in ids]), expected, atol=2e-5)
+    texts_by_id = dict(zip(out.column("id").to_pylist(), out.column("text").to_pylist(), strict=True))
+    assert all(texts_by_id[i] == t for i, t in zip(ids, texts, strict=True))  # rows kept their own columns
+
+
+def test_a_killed_actor_is_replaced_and_its_batch_retried(ray_local, tmp_path, tiny_bert_folder, tiny_bert_encoder):
+    ids, texts = _corpus(tmp_path / "corpus.parquet", 240)
+    flag = tmp_path / "killed"
+
+    class DiesOnce(DiffEmbedBatchEmbedder):
+        """The first call anywhere claims the flag file and kills its own process, as a crash or OOM kill would."""
+
+        def __call__(self, batch):
+            try:
+                handle = os.open(flag, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                out = super().__call__(batch)
+                return out.append_column("pid", pa.array([os.getpid()] * out.num_rows, pa.int64()))
+            os.write(handle, str(os.getpid()).encode())
+            os.close(handle)
+            os._exit(1)
+
+    # To a folder, which the workers write in parallel (the single-file output is the next test).
+    report = run_ray_embed(
+        tmp_path / "corpus.parquet", tmp_path / "vectors", tiny_bert_folder, id_column="id", device="cpu",
+        concurrency=1, batch_size=60, embedder_class=DiesOnce, quiet=True,
+    )  # fmt: skip
+
+    out = pq.read_table(tmp_path / "vectors")
+    assert report["rows"] == 240 == out.num_rows
+    killed = int(flag.read_text())
+    assert killed not in set(out.column("pid").to_pylist())  # every batch came from the restarted actor
+    assert collections.Counter(out.column("id").to_pylist()) == collections.Counter(ids)  # none lost, none twice
+    got = _by_id(out)
+    np.testing.assert_allclose(np.stack([got[i] for i in ids]), tiny_bert_encoder.encode_documents(texts), atol=1e-5)
+
+
+def test_run_ray_embed_parquet_to_parquet(ray_local, tmp_path, tiny_bert_folder, tiny_bert_encoder):
+    ids, texts = _corpus(tmp_path / "corpus.parquet", 300)
+
+    report = run_ray_embed(
+        tmp_path / "corpus.parquet", tmp_path / "vectors.parquet", tiny_bert_folder, role="query", id_column="id",
+        device="cpu", batch_size=64, concurrency=1, quiet=True,
+    )  # fmt: skip
+
+    assert report["rows"] == 300 and report["dimension"] == 32 and report["cluster"] == {"CPU": 2.0}
+    table = pq.read_table(tmp_path / "vectors.parquet")
+    assert table.column_names == ["id", "text", "n", "embedding"]
+    assert table.column("id").to_pylist() == ids  # one file keeps the input order
+    assert table.column("n").to_pylist() == list(range(300))
+    np.testing.assert_allclose(
+        np.asarray(table.column("embedding").to_pylist()), tiny_bert_encoder.encode_queries(texts), atol=1e-5
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.parquet", "vectors.parquet"]  # no temp left
+
+
+def test_run_ray_embed_names_a_missing_column_before_embedding(ray_local, tmp_path, tiny_bert_folder):
+    _corpus(tmp_path / "corpus.parquet", 10)
+    with pytest.raises(KeyError, match=r"no column 'body'.*'id', 'text', 'n'"):
+        run_ray_embed(tmp_path / "corpus.parquet", tmp_path / "out.parquet", tiny_bert_folder, text_column="body")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        run_ray_embed(tmp_path / "corpus.parquet", tmp_path / "no" / "out.parquet", tiny_bert_folder)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "old.parquet").write_bytes(b"")
+    with pytest.raises(FileExistsError, match="not empty"):
+        run_ray_embed(tmp_path / "corpus.parquet", tmp_path / "full", tiny_bert_folder)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        run_ray_embed(tmp_path / "missing.parquet", tmp_path / "out.parquet", tiny_bert_folder)
+    assert not (tmp_path / "out.parquet").exists()
+
+
+def test_default_concurrency_follows_the_cluster(ray_local, monkeypatch):
+    assert default_concurrency() == {"concurrency": 2, "num_gpus": None, "num_cpus": 0.5, "torch_threads": 1}
+    monkeypatch.setattr(ray_local, "cluster_resources", lambda: {"CPU": 64.0, "GPU": 4.0})
+    assert default_concurrency() == {"concurrency": 4, "num_gpus": 1.0, "num_cpus": None, "torch_threads": None}
+    monkeypatch.setattr(ray_local, "cluster_resources", lambda: {"CPU": 32.0})
+    chosen = default_concurrency()
+    assert chosen["torch_threads"] == 8 and chosen["concurrency"] == 4 and chosen["num_cpus"] == 7.75
+
+
+# -- the batch class on its own (no Ray needed) -----------------------------------------------------------------
+
+
+def test_batch_formats_give_the_same_vectors(tiny_bert_folder, tiny_bert_encoder):
+    pd = pytest.importorskip("pandas")
+    texts = _texts(5)
+    expected = tiny_bert_encoder.encode_documents(texts)
+    embedder = DiffEmbedBatchEmbedder(str(tiny_bert_folder), device="cpu")
+
+    table = embedder(pa.table({"id": [1, 2, 3, 4, 5], "text": texts}))
+    np.testing.assert_allclose(np.asarray(table.column("embedding").to_pylist()), expected, atol=1e-6)
+
+    frame = embedder(pd.DataFrame({"id": [1, 2, 3, 4, 5], "text": texts}))
+    assert list(frame.columns) == ["id", "text", "embedding"]
+    np.testing.assert_allclose(np.stack(frame["embedding"].to_list()), expected, atol=1e-6)
+
+    arrays = embedder({"id": np.arange(5), "text": np.array(texts, dtype=object)})
+    assert arrays["embedding"].shape == (5, 32)
+    np.testing.assert_allclose(arrays["embedding"], expected, atol=1e-6)
+
+    empty = embedder(pa.table({"id": pa.array([], pa.int64()), "text": pa.array([], pa.string())}))
+    assert empty.num_rows == 0 and empty.schema.field("embedding").type == pa.list_(pa.float32(), 32)
+
+    queries = DiffEmbedBatchEmbedder(str(tiny_bert_folder), role="query", output_column="q", device="cpu")
+    out = queries(pa.table({"text": texts, "embedding": [[0.0]] * 5}))
+    assert out.column_names == ["text", "embedding", "q"]
+
+
+def test_chunk_vectors_and_spans_when_aggregation_is_none(tiny_bert_folder):
+    texts = [" ".join(_texts(12)), "a short one"]
+    embedder = DiffEmbedBatchEmbedder(
+        str(tiny_bert_folder), device="cpu", chunk_aggregation="none", chunk_size=24, chunk_overlap=4
+    )
+    out = embedder(pa.table({"text": texts}))
+    reference = DiffEmbedEncoder.from_pretrained(
+        tiny_bert_folder, device="cpu", chunk_aggregation="none", chunk_size=24, chunk_overlap=4
+    ).encode_document_chunks(texts)
+    for row, chunks in enumerate(reference):
+        np.testing.assert_allclose(
+            np.asarray(out.column(CHUNK_EMBEDDINGS_COLUMN)[row].as_py()), chunks.vectors, atol=1e-6
+        )
+        assert [tuple(s) for s in out.column(CHUNK_SPANS_COLUMN)[row].as_py()] == chunks.spans
+        assert out.column(CHUNK_TOKENS_COLUMN)[row].as_py() == chunks.token_counts
+    assert len(reference[0]) > 1 and len(reference[1]) == 1
+    mean = np.asarray(out.column("embedding")[0].as_py())
+    assert np.isclose(np.linalg.norm(mean), 1.0, atol=1e-5)
+    np.testing.assert_allclose(out.column("embedding")[1].as_py(), reference[1].vectors[0], atol=1e-6)
+
+
+def test_an_empty_text_is_named_by_its_id(tiny_bert_folder):
+    embedder = DiffEmbedBatchEmbedder(str(tiny_bert_folder), device="cpu", id_column="id")
+    with pytest.raises(ValueError, match="row with id='b' has an empty text in column 'text'"):
+        embedder(pa.table({"id": ["a", "b"], "text": ["fine", "  "]}))
+    with pytest.raises(ValueError, match="id='a' has no text"):
+        embedder(pa.table({"id": ["a"], "text": pa.array([None], pa.string())}))
+    with pytest.raises(KeyError, match="no text column 'body'"):
+        DiffEmbedBatchEmbedder(str(tiny_bert_folder), text_column="body", device="cpu")(pa.table({"text": ["x"]}))
+
+
+def test_uris_survive_pathlib():
+    from diffemb.ray import _location
+
+    assert _location(Path("s3://bucket/corpus/")) == "s3://bucket/corpus"  # Path("s3://b") is "s3:/b"
+    assert _location("gs://bucket/vectors") == "gs://bucket/vectors"
+    assert _location("corpus.parquet") == str(Path.cwd() / "corpus.parquet")
+
+
+def test_missing_ray_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(ImportError, match=r'pip install "diffemb\[ray\]"'):
+        embed_dataset(object(), "model")
+    with pytest.raises(ImportError, match=r'pip install "diffemb\[ray\]"'):
+        run_ray_embed("in.parquet", "out.parquet", "model")
