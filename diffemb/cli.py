@@ -107,6 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
         default="mean",
         help="how the windows of a long document become one vector (default: mean)",
     )
+    embed.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="run on Ray Data (Parquet in and out): a local Ray, 'auto' for `ray start` on this machine, or an "
+        'address such as ray://head:10001 (pip install "diffemb[ray]")',
+    )
+    embed.add_argument("--id-field", help="with --ray: a column of unique ids, checked to come out exactly once")
     embed.add_argument("--quiet", "-q", action="store_true", help="no progress bar or status lines")
     _add_model_options(embed)
     embed.set_defaults(run=run_embed)
@@ -158,6 +167,8 @@ def _add_optional_commands(commands: argparse._SubParsersAction) -> None:  # typ
 
 
 def run_embed(args: argparse.Namespace) -> int:
+    if args.ray is not None:
+        return _run_embed_on_ray(args)
     records = read_records(args.input, args.text_field)
     output: Path = args.output or args.input.with_suffix(".npy")
     check_output(output, args.input)
@@ -167,6 +178,32 @@ def run_embed(args: argparse.Namespace) -> int:
     )
     write_vectors(output, vectors, records, args.text_field)
     _status(args, f"wrote {vectors.shape[0]} vectors of dimension {vectors.shape[1]} to {output}")
+    return 0
+
+
+def _run_embed_on_ray(args: argparse.Namespace) -> int:
+    if args.input.suffix.lower() != ".parquet" and not args.input.is_dir():
+        raise CliError(f"--ray reads Parquet: {args.input} is not a .parquet file or folder")
+    from diffemb.ray import run_ray_embed
+
+    names = ("adapter", "max_length", "batch_tokens", "chunk_size", "chunk_overlap")
+    options = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    output = args.output or args.input.with_name(args.input.stem + "-embedded.parquet")
+    done = run_ray_embed(
+        args.input,
+        output,
+        args.model,
+        address=None if args.ray == "local" else args.ray,
+        role=args.role,
+        text_column=args.text_field,
+        id_column=args.id_field,
+        quiet=args.quiet,
+        device=args.device,
+        dtype=args.dtype,
+        chunk_aggregation=args.chunk_aggregation,
+        **options,
+    )
+    _status(args, f"wrote {done.get('rows')} rows to {output} on Ray ({done.get('rows_per_second', 0):.1f} rows/s)")
     return 0
 
 
