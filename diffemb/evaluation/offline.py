@@ -43,7 +43,7 @@ OFFLINE_TASKS: tuple[str, ...] = (
     "local-pydocs",
     "local-manpages",
 )
-_NEEDLE_KINDS = {"local-needle": ("name-number", "paraphrase")}
+_NEEDLE_KINDS: dict[str, tuple[str, ...]] = {"local-needle": ("name-number", "paraphrase")}
 _NEEDLE_KINDS.update({f"local-needle-{k}": (k,) for k in ("name-number", "paraphrase")})
 
 

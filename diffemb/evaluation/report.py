@@ -76,10 +76,10 @@ def markdown_table(results: dict[str, Any]) -> str:
             lines.append(row(member, t["metric"], [value(t, lab, m) for lab, m in columns], bm25))
             done.add(member)
         if family and len(members) > 1:
-            means = []
+            means: list[float | None] = []
             for lab, m in columns:
-                vals = [value(results["tasks"][x], lab, m) for x in members]
-                vals = [v for v in vals if v is not None]
+                found = [value(results["tasks"][x], lab, m) for x in members]
+                vals = [v for v in found if v is not None]
                 means.append(float(np.mean(vals)) if vals else None)
             bm = [results["tasks"][x]["bm25"]["main"] for x in members if results["tasks"][x].get("bm25")]
             metric = results["tasks"][members[0]]["metric"]
@@ -92,8 +92,8 @@ def markdown_table(results: dict[str, Any]) -> str:
     for suite, members in suites.items():
         means = []
         for lab, m in columns:
-            vals = [value(results["tasks"][x], lab, m) for x in members if x in results["tasks"]]
-            vals = [v for v in vals if v is not None]
+            found = [value(results["tasks"][x], lab, m) for x in members if x in results["tasks"]]
+            vals = [v for v in found if v is not None]
             means.append(float(np.mean(vals)) if len(vals) == len(members) and vals else None)
         lines.append(row(f"**{suite} (mean of {len(members)})**", "main", means, None))
         if suite in PAPER_REFERENCE:

@@ -71,13 +71,13 @@ def _shortest(task: RetrievalTask, n: int, count_tokens) -> RetrievalTask:
 
 
 def test_minilm_with_chunking_beats_bm25_on_pydocs(minilm_encoder):
-    """The 30 shortest library pages (still 2-3 windows each on average): a CPU-sized subset, measured at
-    about 15 s on a busy two-core machine; the full 255 pages take about an hour there."""
+    """The 20 shortest library pages (two 254-token windows each on average): a CPU-sized subset, measured at
+    10-20 s on a busy two-core machine, where the full 255 pages (about 6,400 windows) take about an hour."""
     (task,) = build_offline_tasks("local-pydocs")
-    subset = _shortest(task, 30, minilm_encoder.count_tokens)
+    subset = _shortest(task, 20, minilm_encoder.count_tokens)
     session = Session(minilm_encoder)
     run = run_task(session, subset, ["mean", "maxsim"])
     floor = bm25_metrics(subset)["ndcg@10"]
     for mode in ("mean", "maxsim"):
         assert run.modes[mode].metrics["ndcg@10"] > floor, (mode, run.modes[mode].metrics, floor)
-    assert run.modes["mean"].cost.rows > 2 * len(subset.corpus)  # chunked, not truncated
+    assert run.modes["mean"].cost.rows >= 2 * len(subset.corpus)  # chunked, not truncated
