@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -182,7 +183,10 @@ def run_embed(args: argparse.Namespace) -> int:
 
 
 def _run_embed_on_ray(args: argparse.Namespace) -> int:
-    if args.input.suffix.lower() != ".parquet" and not args.input.is_dir():
+    is_uri = re.match(r"^[a-z][a-z0-9+.-]+:/", str(args.input)) is not None
+    if is_uri and args.output is None:
+        raise CliError("--ray with a URI input needs --output (a folder or prefix the workers can write)")
+    if not is_uri and args.input.suffix.lower() != ".parquet" and not args.input.is_dir():
         raise CliError(f"--ray reads Parquet: {args.input} is not a .parquet file or folder")
     from diffemb.ray import run_ray_embed
 
@@ -195,6 +199,7 @@ def _run_embed_on_ray(args: argparse.Namespace) -> int:
         args.model,
         address=None if args.ray == "local" else args.ray,
         role=args.role,
+        instruction=_instruction(args),
         text_column=args.text_field,
         id_column=args.id_field,
         quiet=args.quiet,

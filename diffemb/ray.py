@@ -272,6 +272,7 @@ def embed_dataset(
     max_restarts: int = DEFAULT_MAX_RESTARTS,
     max_task_retries: int = DEFAULT_MAX_TASK_RETRIES,
     split_blocks: bool = True,
+    max_actors: int | None = None,
     embedder_class: type[DiffEmbedBatchEmbedder] = DiffEmbedBatchEmbedder,
     **encoder_options: Any,
 ) -> Any:
@@ -283,7 +284,8 @@ def embed_dataset(
     to `max_restarts` times and its batch retried up to `max_task_retries` times (-1: without limit).
     `split_blocks` cuts blocks larger than `batch_size` rows first (streaming, no shuffle), so that one big file
     still feeds every actor and a retry redoes one batch. Other keywords go to `DiffEmbedEncoder.from_pretrained`
-    in each actor; on a GPU actor `device="auto"` is its GPU. `embedder_class` may be a subclass of
+    in each actor; on a GPU actor `device="auto"` is its GPU. `max_actors` caps a pool sized automatically
+    (a dataset of few batches need not load the model on every GPU). `embedder_class` may be a subclass of
     `DiffEmbedBatchEmbedder` (to post-process batches, say).
     """
     _ray()
@@ -293,6 +295,9 @@ def embed_dataset(
         raise ValueError(f"batch_size must be a positive number of rows, got {batch_size}")
     if num_gpus is None and str(encoder_options.get("device", "auto")).startswith("cpu"):
         num_gpus = 0  # CPU actors asked for, even where the cluster has GPUs
+    if concurrency is None and max_actors is not None:
+        planned = default_concurrency(None, num_gpus, torch_threads)["concurrency"]
+        concurrency = max(1, min(planned, max_actors))
     chosen = default_concurrency(concurrency, num_gpus, torch_threads)
     actors = chosen["concurrency"]
     num_gpus = chosen["num_gpus"] if num_gpus is None else num_gpus
@@ -407,6 +412,7 @@ def run_ray_embed(
             id_column=id_column,
             concurrency=concurrency,
             batch_size=batch_size,
+            max_actors=max(1, math.ceil(expected / batch_size)),
             **encoder_options,
         )
         if single_file:
@@ -450,6 +456,11 @@ def _check_paths(source: str, target: str, single_file: bool) -> None:
     if not _is_uri(source) and not Path(source).exists():
         raise FileNotFoundError(f"cannot read {source}: no such file or folder")
     if _is_uri(target):
+        if single_file:
+            raise ValueError(
+                f"the output {target} is one .parquet file on remote storage: give a folder or prefix instead "
+                "(the workers write it in parallel), or a local .parquet file"
+            )
         return
     out = Path(target)
     if not out.parent.is_dir():

@@ -172,6 +172,8 @@ def test_run_ray_embed_names_a_missing_column_before_embedding(ray_local, tmp_pa
         run_ray_embed(tmp_path / "corpus.parquet", tmp_path / "full", tiny_bert_folder)
     with pytest.raises(FileNotFoundError, match="no such file"):
         run_ray_embed(tmp_path / "missing.parquet", tmp_path / "out.parquet", tiny_bert_folder)
+    with pytest.raises(ValueError, match="give a folder or prefix"):
+        run_ray_embed(tmp_path / "corpus.parquet", "s3://bucket/vectors.parquet", tiny_bert_folder)
     assert not (tmp_path / "out.parquet").exists()
 
 
@@ -182,6 +184,29 @@ def test_default_concurrency_follows_the_cluster(ray_local, monkeypatch):
     monkeypatch.setattr(ray_local, "cluster_resources", lambda: {"CPU": 32.0})
     chosen = default_concurrency()
     assert chosen["torch_threads"] == 8 and chosen["concurrency"] == 4 and chosen["num_cpus"] == 7.75
+
+
+def test_embed_dataset_asks_ray_for_the_planned_pool(ray_local):
+    class Recorder:
+        def repartition(self, **options):
+            self.repartition_options = options
+            return self
+
+        def map_batches(self, fn, **options):
+            self.fn, self.options = fn, options
+            return self
+
+    ds = embed_dataset(Recorder(), "m", device="cpu", batch_size=100, max_actors=1, instruction=None, pooling="mean")
+    assert ds.repartition_options == {"target_num_rows_per_block": 100}
+    assert ds.fn is DiffEmbedBatchEmbedder
+    options = ds.options
+    assert (options["compute"].min_size, options["compute"].max_size) == (1, 1)  # capped: fewer batches than CPUs
+    assert options["num_cpus"] == 1.0 and "num_gpus" not in options
+    assert options["max_restarts"] == 4 and options["max_task_retries"] == 4
+    assert options["batch_size"] == 100 and options["batch_format"] == "pyarrow"
+    kwargs = options["fn_constructor_kwargs"]
+    assert kwargs["instruction"] is None and kwargs["pooling"] == "mean" and kwargs["torch_threads"] == 1
+    assert "instruction" not in embed_dataset(Recorder(), "m").options["fn_constructor_kwargs"]  # the model's own
 
 
 # -- the batch class on its own (no Ray needed) -----------------------------------------------------------------
