@@ -63,7 +63,7 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rows = [{"id": f"t{i}", "body": text, "year": 2000 + i} for i, text in enumerate(TEXTS)]
     (root / "texts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     pq.write_table(pa.table({"query": QUERIES, "qid": [7, 8]}), root / "queries.parquet")
-    shutil.copytree(DOCS, root / "docs")
+    shutil.copytree(DOCS, root / "docs", ignore=shutil.ignore_patterns(".diffemb-cache"))
     return root
 
 
