@@ -1,9 +1,39 @@
-"""diffemb: diffusion-language-model text embeddings for retrieval."""
+"""diffemb: diffusion-language-model text embeddings for retrieval.
 
-from diffemb.chunking import DocumentChunks
-from diffemb.encoder import DiffEmbedEncoder
-from diffemb.profiles import ModelProfile, TextTemplate
+The public names load on first use (PEP 562), so `import diffemb` and the command line's `--help` do not pay
+for torch and transformers until an encoder is actually needed.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from diffemb.chunking import DocumentChunks
+    from diffemb.encoder import DiffEmbedEncoder
+    from diffemb.profiles import ModelProfile, TextTemplate
 
 __all__ = ["DiffEmbedEncoder", "DocumentChunks", "ModelProfile", "TextTemplate", "__version__"]
 
 __version__ = "0.1.0"
+
+_HOMES = {
+    "DiffEmbedEncoder": "diffemb.encoder",
+    "DocumentChunks": "diffemb.chunking",
+    "ModelProfile": "diffemb.profiles",
+    "TextTemplate": "diffemb.profiles",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'diffemb' has no attribute {name!r}")
+    value = getattr(import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -20,6 +20,7 @@ import warnings
 from pathlib import Path
 from typing import Any, NoReturn
 
+from diffemb.cli_args import non_negative_int, positive_int
 from diffemb.cli_io import (
     ChunkIndex,
     CliError,
@@ -44,20 +45,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{PROG}: error: {message} (see `{self.prog} --help`)\n")
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be zero or more, got {text}")
-    return value
-
-
 def _add_model_options(parser: argparse.ArgumentParser, *, positional: bool = False) -> None:
     if positional:
         parser.add_argument("model", help="hub id or local checkpoint folder")
@@ -75,10 +62,10 @@ def _add_model_options(parser: argparse.ArgumentParser, *, positional: bool = Fa
     devices = "cuda, cuda:N, mps, cpu or a list like cuda:0,cuda:1 (default: auto)"
     group.add_argument("--device", default="auto", help=devices)
     group.add_argument("--dtype", default="auto", help="bfloat16, float16 or float32 (default: auto per device)")
-    group.add_argument("--max-length", type=_positive, help="tokens per forward pass, template included")
-    group.add_argument("--batch-tokens", type=_positive, help="padded tokens per forward pass (speed/memory only)")
-    group.add_argument("--chunk-size", type=_positive, help="body tokens per window of a long document")
-    group.add_argument("--chunk-overlap", type=_non_negative, help="tokens shared by neighbouring windows")
+    group.add_argument("--max-length", type=positive_int, help="tokens per forward pass, template included")
+    group.add_argument("--batch-tokens", type=positive_int, help="padded tokens per forward pass (speed/memory only)")
+    group.add_argument("--chunk-size", type=positive_int, help="body tokens per window of a long document")
+    group.add_argument("--chunk-overlap", type=non_negative_int, help="tokens shared by neighbouring windows")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,10 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="a folder (each .txt/.md file is one document) or a .txt/.jsonl/.parquet file (one per line or row)",
     )
-    search.add_argument("-k", type=_positive, default=5, help="how many documents to show (default: 5)")
+    search.add_argument("-k", type=positive_int, default=5, help="how many documents to show (default: 5)")
     search.add_argument("--text-field", default="text", help="field holding the text in .jsonl/.parquet documents")
     search.add_argument("--instruction", help="query instruction (default: the model's; '' for none)")
-    search.add_argument("--snippet-chars", type=_non_negative, default=300, help="characters of the best chunk shown")
+    search.add_argument(
+        "--snippet-chars", type=non_negative_int, default=300, help="characters of the best chunk shown"
+    )
     search.add_argument("--json", action="store_true", help="print the results as JSON")
     search.add_argument("--no-cache", action="store_true", help="neither read nor write cached document vectors")
     search.add_argument("--quiet", "-q", action="store_true", help="no progress bar or status lines")

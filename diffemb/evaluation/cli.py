@@ -16,6 +16,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from diffemb.cli_args import non_negative_int, positive_int
+
 PROG = "diffemb eval"
 _DESCRIPTION = """\
 Evaluate a model (and --compare models) on retrieval tasks; print a Markdown table, write per-task JSON.
@@ -25,20 +27,6 @@ local-needle-paraphrase (LongEmbed-style, nDCG@1, lengths 256..32768 counted wit
 tokenizer), local-pydocs (Debian python3.11-doc), local-manpages (Debian manpages, manpages-dev) with nDCG@10;
 each with a BM25 floor. Hub suites through mteb (data from the Hugging Face hub): longembed, bright,
 bright-all, followir, mteb-eng-retrieval, or any mteb task name."""
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be zero or more, got {text}")
-    return value
 
 
 def _lengths(text: str) -> list[int]:
@@ -62,7 +50,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     parser.add_argument(
         "--compare", nargs="+", action="extend", default=[], metavar="MODEL", help="further models, side by side"
     )
-    parser.add_argument("--limit", type=_positive, help="documents per task (seeded subsample for real corpora)")
+    parser.add_argument("--limit", type=positive_int, help="documents per task (seeded subsample for real corpora)")
     parser.add_argument("--lengths", type=_lengths, help="synthetic lengths, e.g. 256,1024,4096")
     parser.add_argument(
         "--chunk-aggregation",
@@ -70,15 +58,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         help="document mode(s), comma-separated: first, mean, max, late, maxsim (best window), norm-mean "
         "(default: the model's, mean)",
     )
-    parser.add_argument("--chunk-size", type=_positive, help="body tokens per window of a long document")
-    parser.add_argument("--chunk-overlap", type=_non_negative, help="tokens shared by neighbouring windows")
+    parser.add_argument("--chunk-size", type=positive_int, help="body tokens per window of a long document")
+    parser.add_argument("--chunk-overlap", type=non_negative_int, help="tokens shared by neighbouring windows")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic tasks and subsamples (default: 0)")
     parser.add_argument("--no-bm25", action="store_true", help="skip the BM25 floor")
     group = parser.add_argument_group("model loading")
     group.add_argument("--device", default="auto", help="cuda, cuda:N, mps or cpu (default: auto)")
     group.add_argument("--dtype", default="auto", help="bfloat16, float16 or float32 (default: auto per device)")
-    group.add_argument("--max-length", type=_positive, help="tokens per forward pass, template included")
-    group.add_argument("--batch-tokens", type=_positive, help="padded tokens per forward pass (speed/memory only)")
+    group.add_argument("--max-length", type=positive_int, help="tokens per forward pass, template included")
+    group.add_argument("--batch-tokens", type=positive_int, help="padded tokens per forward pass (speed/memory only)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar or status lines")
     parser.set_defaults(run=run_eval, func=run_eval)
     return parser

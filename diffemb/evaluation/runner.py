@@ -211,7 +211,7 @@ def evaluate(
                 "task": task.name,
                 "metric": task.metric,
                 "family": family_of.get(task.name),
-                "sizes": task_sizes(task),
+                "sizes": task_sizes(task, first.count_tokens),
                 "models": {},
             }
             if bm25:

@@ -41,6 +41,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     parser.add_argument("--output", required=True, help="folder for the adapter and diffemb.json")
     parser.add_argument("--recipe", choices=sorted(RECIPES), default="long",
                         help="hyper-parameters of one task family (default: long)")  # fmt: skip
+    parser.add_argument("--attention", choices=["bidirectional", "causal"],
+                        help="override the family's attention (e.g. a decoder trained bidirectionally)")  # fmt: skip
+    parser.add_argument("--pooling", choices=["mean", "last", "cls"], help="override the family's pooling")
     parser.add_argument("--max-steps", type=int, help="optimiser steps (default: one epoch, capped by the recipe)")
     parser.add_argument("--epochs", type=int, help="passes over the data before the step cap")
     parser.add_argument("--batch-size", type=int, help="pairs per step (in-batch negatives)")
@@ -89,6 +92,8 @@ def run_train(args: argparse.Namespace) -> int:
             args.data,
             args.output,
             recipe=args.recipe,
+            attention=args.attention,
+            pooling=args.pooling,
             max_steps=args.max_steps,
             epochs=args.epochs,
             batch_size=args.batch_size,

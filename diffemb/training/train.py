@@ -35,6 +35,7 @@ from sentence_transformers.base.evaluation.evaluator import BaseEvaluator
 
 from diffemb.encoder import ADAPTER_SETTINGS_FILE, DiffEmbedEncoder
 from diffemb.encoder import DEFAULT as DEFAULT_INSTRUCTION
+from diffemb.profiles import Attention, Pooling
 from diffemb.training.data import INSTRUCTION_COLUMN, Pair, load_pairs, split_pairs, to_dataset
 from diffemb.training.recipes import AUTHORS_CONFIGS, BERT_TARGETS, DECODER_TARGETS, PAPER, Recipe, get_recipe
 
@@ -264,6 +265,8 @@ def train(
     output: str | os.PathLike[str],
     *,
     recipe: str | Recipe = "long",
+    attention: Attention | None = None,
+    pooling: Pooling | None = None,
     max_steps: int | None = None,
     epochs: int | None = None,
     batch_size: int | None = None,
@@ -301,7 +304,9 @@ def train(
     paper's ratio). A held-out `eval_fraction` of the pairs (or
     `eval_data`) is scored before training, every `eval_steps` and at the end. `gradient_checkpointing` and
     bf16 are used on GPUs only (None: on CUDA). `resume=True` continues from the last checkpoint in
-    `output/checkpoints`.
+    `output/checkpoints`. `attention` and `pooling` override the model family's defaults (e.g. a decoder
+    trained bidirectionally with mean pooling, the paper's LLM2Vec-style baseline); the adapter records them,
+    so loading it runs the model the same way.
     """
     started = time.perf_counter()
     from peft import LoraConfig, get_peft_model
@@ -337,7 +342,7 @@ def train(
         train_pairs, held_out = split_pairs(pairs, chosen.eval_fraction, chosen.seed)
     set_seed(chosen.seed)
 
-    encoder = DiffEmbedEncoder.from_pretrained(model, device=device, dtype=dtype)
+    encoder = DiffEmbedEncoder.from_pretrained(model, device=device, dtype=dtype, attention=attention, pooling=pooling)
     query_instruction = _resolve_instruction(instruction, chosen, encoder)
     window = min(max(chosen.max_query_length, chosen.max_document_length), encoder.profile.max_length)
     profile = encoder.profile.with_overrides(max_length=window)

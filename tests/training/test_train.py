@@ -280,6 +280,27 @@ def test_cli_trains_keeps_checkpoints_and_resumes(
     assert "line 1: missing 'positive'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("attention", [None, "bidirectional"])
+def test_decoder_trains_with_the_attention_asked_for_and_loads_that_way(
+    attention: str | None, tiny_qwen2_folder: Path, tmp_path: Path
+) -> None:
+    """The paper's baseline pair: one AR decoder trained causal + last token, and bidirectional + mean."""
+    train_rows, _ = colour_facts()
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in train_rows[:16]), "utf-8")
+    out = tmp_path / "adapter"
+    flags = [] if attention is None else ["--attention", attention]
+    assert cli_main(["--model", str(tiny_qwen2_folder), "--data", str(data), "--output", str(out), "--batch-size",
+                     "8", "--max-steps", "1", "--lora-r", "4", "--eval-fraction", "0", "--device", "cpu", "--dtype",
+                     "float32", "--no-progress", *flags]) == 0  # fmt: skip
+    expected = ("bidirectional", "mean") if attention else ("causal", "last")
+    recorded = json.loads((out / "diffemb.json").read_text("utf-8"))["encoder"]
+    assert (recorded["attention"], recorded["pooling"]) == expected
+    loaded = DiffEmbedEncoder.from_pretrained(tiny_qwen2_folder, adapter=out, device="cpu", dtype="float32")
+    assert (loaded.profile.attention, loaded.profile.pooling) == expected
+    assert loaded.model.config.is_causal is (attention is None)
+
+
 def test_train_registers_on_the_main_cli() -> None:
     parser = argparse.ArgumentParser(prog="diffemb")
     add_train_parser(parser.add_subparsers(dest="command"))
