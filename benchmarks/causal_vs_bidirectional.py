@@ -91,15 +91,30 @@ def bm25_floor(tasks: list[RetrievalTask]) -> dict[str, dict[str, float]]:
     return {task.name: evaluate(task, bm25_scores(task)) for task in tasks}
 
 
+EVAL_ARGS = ("train_limit", "eval_limit", "lengths", "window", "seed")
+TRAIN_ARGS = ("max_steps", "batch_size", "lr", "lora_r", "max_document_length")
+
+
 def load_state(path: Path, args: argparse.Namespace) -> dict[str, Any]:
-    signature = {k: v for k, v in vars(args).items() if k not in ("state", "output", "threads", "adapters")}
-    signature = json.loads(json.dumps(signature, default=str))
-    if path.is_file():
-        state: dict[str, Any] = json.loads(path.read_text("utf-8"))
-        if state.get("signature") == signature:
-            return state
-        print(f"{path} holds a run with other settings: starting over", flush=True)
-    return {"signature": signature, "results": {}, "training": {}, "seconds": {}}
+    """Earlier results still valid for `args`: untrained scores depend on the evaluation settings only."""
+    settings = json.loads(json.dumps(vars(args), default=str))
+    evaluation = {k: settings[k] for k in EVAL_ARGS}
+    training = {k: settings[k] for k in TRAIN_ARGS}
+    fresh: dict[str, Any] = {"evaluation": evaluation, "training_args": training, "results": {}, "training": {}}
+    fresh["seconds"] = {}
+    if not path.is_file():
+        return fresh
+    state: dict[str, Any] = json.loads(path.read_text("utf-8"))
+    if state.get("evaluation") != evaluation:
+        print(f"{path} holds a run with other evaluation settings: starting over", flush=True)
+        return fresh
+    if state.get("training_args") != training:
+        print(f"{path}: other training settings, keeping only the untrained scores", flush=True)
+        for key in [k for k in state["results"] if not k.endswith("| untrained")]:
+            state["results"].pop(key)
+            state["seconds"].pop(key, None)
+        state["training"], state["training_args"] = {}, training
+    return state
 
 
 def save_state(path: Path, state: dict[str, Any]) -> None:
@@ -109,7 +124,7 @@ def save_state(path: Path, state: dict[str, Any]) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--max-steps", type=int, default=40)
+    parser.add_argument("--max-steps", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--lora-r", type=int, default=16, help="LoRA rank (alpha = 2 x rank, the paper's ratio)")

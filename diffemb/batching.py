@@ -20,6 +20,13 @@ logger = logging.getLogger(__name__)
 Result = TypeVar("Result")
 
 
+# A batch that already holds a quarter of the budget is closed when the next row is this much narrower than its
+# widest row: many short rows (queries) then split into near-equal-width batches instead of one batch padded to
+# the longest, while a batch is never so small that the matmuls starve.
+WIDTH_TOLERANCE = 0.1
+MIN_FILL = 0.25
+
+
 def plan_batches(lengths: Sequence[int], budget: int) -> list[list[int]]:
     """Row indices grouped into batches, longest rows first, each batch within `budget` padded tokens.
 
@@ -30,7 +37,10 @@ def plan_batches(lengths: Sequence[int], budget: int) -> list[list[int]]:
     current: list[int] = []
     for index in order:
         widest = lengths[current[0]] if current else lengths[index]
-        if current and (len(current) + 1) * widest > budget:
+        over_budget = (len(current) + 1) * widest > budget
+        filled = len(current) * widest >= MIN_FILL * budget
+        narrower = lengths[index] < (1 - WIDTH_TOLERANCE) * widest
+        if current and (over_budget or (filled and narrower)):
             batches.append(current)
             current = []
         current.append(index)

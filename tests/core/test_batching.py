@@ -24,6 +24,16 @@ def test_batches_respect_the_budget_and_keep_every_row() -> None:
     assert plan_batches([5000, 3], budget=100) == [[0], [1]]  # an over-long row still gets its own batch
 
 
+def test_many_short_rows_are_not_padded_to_the_longest() -> None:
+    """512 queries of 10-30 tokens (~10k tokens): two budget-filling batches would pad them by ~40%."""
+    rng = random.Random(1)
+    lengths = [rng.randint(10, 30) for _ in range(512)]
+    batches = plan_batches(lengths, budget=8192)
+    assert sorted(i for batch in batches for i in batch) == list(range(512))
+    assert padding_waste(lengths, batches) < 0.12
+    assert min(len(batch) * max(lengths[i] for i in batch) for batch in batches[:-1]) >= 8192 // 4
+
+
 def _oom_above(encoder: DiffEmbedEncoder, limit: int, seen: list[int]) -> None:
     """Make the model raise CUDA-style OOM whenever a batch holds more than `limit` padded tokens."""
     forward = encoder.model.forward

@@ -122,8 +122,12 @@ def test_all_windows_of_all_documents_share_one_batch_stream(tiny_dream_folder) 
         tiny_dream_folder, device="cpu", dtype="float32", max_length=64, batch_tokens=64 * 64
     )
     calls = _count_rows_per_pass(encoder)
+    encoder.encode_documents([LONG])
+    windows_of_long = calls.pop()
     encoder.encode_documents([LONG, LONG[:400], LONG[:1000], "short"])
-    assert len(calls) == 1  # every window of every document in one forward pass
+    # Every window of the three long documents in one forward pass; only "short", far narrower than a window,
+    # gets a pass of its own rather than being padded to the window's width.
+    assert len(calls) == 2 and calls[0] > windows_of_long and calls[1] == 1
 
 
 def test_iter_yields_the_same_vectors_in_order(tiny_dream_encoder: DiffEmbedEncoder) -> None:
