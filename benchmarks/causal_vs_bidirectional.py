@@ -13,8 +13,9 @@ rate, instruction): (NAME one-liner → man page) pairs from `diffemb.tasks.manp
 read in one pass of up to `--window` tokens: Passkey and Needle (name → number) at `--lengths`, the Python
 library reference (`local-pydocs`) and man pages held out from training. BM25 gives the lexical floor.
 
-Everything is offline and seeded; a run resumes from its state file. On two CPU cores the default sizes take
-about 45 minutes; a GPU run can raise `--max-steps`, `--eval-limit` and `--lengths`.
+Everything is offline and seeded; a run resumes from its state file (untrained scores survive a change of the
+training settings). On two shared CPU cores the default sizes took about an hour (5-9 minutes per evaluation,
+10-15 per training run); a GPU run can raise `--max-steps`, `--eval-limit` and `--lengths`.
 
     python benchmarks/causal_vs_bidirectional.py             # writes benchmarks/results/causal_vs_bidirectional.md
     python benchmarks/causal_vs_bidirectional.py --max-steps 2 --eval-limit 4 --train-limit 64 --state /tmp/s.json
@@ -229,7 +230,7 @@ def write_report(args: argparse.Namespace, state: dict[str, Any], tasks: list[Re
     ]
     for key, per_task in state["results"].items():
         cells = [100 * per_task[n][metric[n]] for n in names]
-        label = "BM25 (bm25s, lexical floor)" if key == "BM25" else key
+        label = "BM25 (bm25s, lexical floor)" if key == "BM25" else key.replace(" | ", ", ")
         lines.append(f"| {label} | " + " | ".join(f"{c:.1f}" for c in cells) + f" | {np.mean(cells):.1f} |")
     sizes = []
     for task in tasks:
