@@ -86,9 +86,10 @@ def default_batch_tokens(device: torch.device, n_params: int, hidden_size: int) 
     """Padded tokens per forward pass: large enough to keep the matmuls busy, small enough to fit.
 
     On CPU throughput saturates at a few thousand tokens per pass and larger passes fall out of cache: the
-    `benchmarks/throughput.py` sweep (MiniLM and a Qwen2-shaped model, 1k-32k budgets) put 4096 within ~10% of
-    the best budget on queries and passages, 8192 10-13% below it. On a GPU the activations of one token cost
-    roughly `hidden_size * 34` bytes per layer at the widest point, so the budget is scaled from free memory.
+    `benchmarks/throughput.py` sweep (MiniLM and a Qwen2-shaped model, 1k-32k budgets) put 8192 10-28% below
+    the best budget on passages and long documents, and 4096 within 10% of the best on every corpus. On a GPU
+    the activations of one token cost roughly `hidden_size * 34` bytes per layer at the widest point, so the
+    budget is scaled from free memory.
     """
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
