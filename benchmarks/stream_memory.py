@@ -60,7 +60,7 @@ def child(mode: str, n: int) -> None:
     import torch
 
     from diffemb import DiffEmbedEncoder
-    from diffemb.offline_assets import minilm_path
+    from diffemb.testing.offline_assets import minilm_path
 
     encoder = DiffEmbedEncoder.from_pretrained(minilm_path(), device="cpu")
     encoder.encode_documents(list(documents(2, seed=1)))

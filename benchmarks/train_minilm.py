@@ -31,7 +31,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch
 
 from diffemb import DiffEmbedEncoder
-from diffemb.offline_assets import minilm_path
+from diffemb.testing.offline_assets import minilm_path
 from diffemb.tasks.base import RetrievalTask
 from diffemb.tasks.manpages import build_manpages
 from diffemb.tasks.metrics import evaluate

@@ -2,44 +2,37 @@
 
 text → tokens (text.py) → rows and windows (rows.py, chunking.py) → token-budgeted batches (batching.py) →
 forward pass and pooling (forward.py, pooling.py) → per-document aggregation (chunking.py).
+
+An encoder is a view: one `LoadedModel` (weights, device replicas; loading.py) plus one `EncoderSettings`
+(settings.py). `with_settings` makes another view over the same weights. The run API (`plan`, `run`,
+`aggregate`, `instruction_for`) is what applications (evaluation, training, Ray, serving) build on.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, fields, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
-from diffemb.backbones import Backbone, LoadOptions, load_backbone
+from diffemb.backbones import Backbone
 from diffemb.chunking import ChunkingConfig, DocumentChunks, aggregate, l2_normalize
-from diffemb.device import (
-    attention_implementation,
-    default_batch_tokens,
-    device_lock,
-    resolve_devices,
-    resolve_dtype,
-)
-from diffemb.hub import resolve_folder
-from diffemb.inputs import Role, check_role, check_text, check_texts
-from diffemb.lora import merge_lora
-from diffemb.profiles import Attention, ModelProfile, Pooling, TextTemplate
-from diffemb.replicas import ReplicaPool
-from diffemb.rows import RowPlan, plan_rows
-from diffemb.settings import EncoderSettings
-from diffemb.text import TextTokenizer, TokenizedText
+from diffemb.device import device_lock, release_host_memory
+from diffemb.inputs import Role, caller_stacklevel, check_role, check_text, check_texts
+from diffemb.loading import ADAPTER_SETTINGS_FILE, LoadedModel, load_model, prepare
+from diffemb.profiles import Attention, ModelProfile
+from diffemb.rows import Row, RowPlan, plan_rows
+from diffemb.settings import EncoderSettings, apply_view_options, check_max_length
+from diffemb.text import TextTokenizer
 
-ADAPTER_SETTINGS_FILE = "diffemb.json"
-"""Written by `diffemb train` beside an adapter: the encoder settings it was trained with."""
+__all__ = ["ADAPTER_SETTINGS_FILE", "DEFAULT", "DiffEmbedEncoder"]
 
 
 class _Default:
@@ -48,35 +41,21 @@ class _Default:
 
 
 DEFAULT: Any = _Default()
-"""Use the role's instruction from the encoder's settings."""
+"""Use the role's instruction from the encoder's settings (so does `None`; `""` means no instruction)."""
 
 
 class DiffEmbedEncoder:
     """Embeds queries and documents with a diffusion LM (or an AR/encoder baseline) for retrieval.
 
-    Load with `DiffEmbedEncoder.from_pretrained(...)`. Vectors are float32 numpy arrays in input order; one
-    encoder is safe to share between threads and frameworks (forward passes take the device's lock).
+    Load with `DiffEmbedEncoder.from_pretrained(...)`; derive views with other settings from one loaded model
+    with `with_settings(...)`. Vectors are float32 numpy arrays in input order; one encoder is safe to share
+    between threads and frameworks (forward passes take the device's lock).
     """
 
-    def __init__(self, backbone: Backbone, settings: EncoderSettings, show_progress: bool = False) -> None:
-        self.backbone = backbone
+    def __init__(self, loaded: LoadedModel, settings: EncoderSettings) -> None:
+        self.loaded = loaded
         self.settings = settings
-        self.show_progress = show_progress
-        self.devices = [torch.device(name) for name in settings.device.split(",")]
-        self.device = self.devices[0]
-        self.text = TextTokenizer(backbone.tokenizer, settings.profile.template)
-        self.lock = device_lock(self.device)
-        tokenizer = backbone.tokenizer
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        self._replicas = ReplicaPool.build(
-            backbone.model,
-            self.devices,
-            settings.batch_tokens,
-            pad_token_id=int(pad or 0),
-            pooling=settings.profile.pooling,
-            padding_side=settings.padding_side,
-            explicit_positions=backbone.explicit_positions,
-        )
+        self.text = TextTokenizer(loaded.backbone.tokenizer, settings.profile.template)
 
     @classmethod
     def from_pretrained(
@@ -90,113 +69,120 @@ class DiffEmbedEncoder:
         cache_dir: str | None = None,
         device: str | torch.device | list[str] = "auto",
         dtype: str | torch.dtype = "auto",
-        max_length: int | None = None,
-        query_instruction: str | None = None,
-        document_instruction: str | None = None,
-        normalize: bool | None = None,
         attention: Attention | None = None,
-        pooling: Pooling | None = None,
-        template: bool | TextTemplate | None = None,
-        exclude_instruction: bool | None = None,
-        batch_tokens: int | None = None,
-        chunk_size: int | None = None,
-        chunk_overlap: int | None = None,
-        chunk_aggregation: str = "mean",
-        padding_side: str = "right",
-        show_progress: bool = False,
+        model_kwargs: dict[str, Any] | None = None,
+        shared: bool = True,
+        **view_options: Any,
     ) -> DiffEmbedEncoder:
         """Load a checkpoint (hub id or local folder) and, optionally, merge a LoRA adapter into it.
 
-        Every `None` keeps the default of the model's family profile (see `diffemb.profiles`); an empty
-        `query_instruction=""` turns the query instruction off. `template=False` feeds raw text.
+        The keyword arguments above decide the weights. Every other one is a view setting (the names in
+        `diffemb.settings.VIEW_OPTIONS`: `query_instruction`, `document_instruction`, `normalize`, `pooling`,
+        `template`, `exclude_instruction`, `max_length`, `chunk_size`, `chunk_overlap`, `chunk_aggregation`,
+        `batch_tokens`, `padding_side`, `show_progress`); `None` keeps the default of the model's family profile
+        (or of the adapter's `diffemb.json`) and `query_instruction=""` turns the query instruction off.
+        All settings are checked before any weight is read. Encoders whose weights would be the same share one
+        loaded copy, freed when the last of them is gone; `shared=False` loads a private copy (for training,
+        which changes the weights in place). `model_kwargs` go to transformers' `from_pretrained`.
         """
-        if attention not in (None, "bidirectional", "causal"):
-            raise ValueError(f"attention must be 'bidirectional' or 'causal', got {attention!r}")
-        chunking = ChunkingConfig(chunk_aggregation, chunk_size, chunk_overlap)  # type: ignore[arg-type]
-        folder = resolve_folder(
-            model_name_or_path, revision=revision, local_files_only=local_files_only, token=token, cache_dir=cache_dir
+        prepared = prepare(
+            model_name_or_path,
+            adapter=adapter,
+            revision=revision,
+            local_files_only=local_files_only,
+            token=token,
+            cache_dir=cache_dir,
+            device=device,
+            dtype=dtype,
+            attention=attention,
+            model_kwargs=model_kwargs,
         )
-        adapter_folder = None
-        trained: dict[str, Any] = {}
-        if adapter is not None:
-            adapter_folder = resolve_folder(
-                adapter, local_files_only=local_files_only, token=token, cache_dir=cache_dir
-            )
-            trained = _read_adapter_settings(adapter_folder)
-        devices = resolve_devices(device)
-        torch_device = devices[0]
-        torch_dtype = resolve_dtype(dtype, torch_device)
-        options = LoadOptions(
-            device=torch_device,
-            dtype=torch_dtype,
-            attn_implementation=attention_implementation(torch_device, torch_dtype),
-            attention=attention or trained.get("attention"),
-        )
-        backbone = load_backbone(folder, options)
-        if adapter_folder is not None:
-            backbone.model = merge_lora(backbone.model, adapter_folder, backbone.adapter_key_map)
-        profile = backbone.profile.with_overrides(**{k: v for k, v in trained.items() if k != "attention"})
-        if template is False:
-            plain = TextTemplate(instruction_format=profile.template.instruction_format)
-            profile = replace(profile, template=replace(plain, colon_instruction=profile.template.colon_instruction))
-        elif isinstance(template, TextTemplate):
-            profile = replace(profile, template=template)
-        profile = profile.with_overrides(
-            max_length=max_length,
-            normalize=normalize,
-            pooling=pooling,
-            exclude_instruction=exclude_instruction,
-            query_instruction=query_instruction,
-            document_instruction=document_instruction,
-        )
-        n_params = sum(p.numel() for p in backbone.model.parameters())
-        budget = batch_tokens or default_batch_tokens(torch_device, n_params, backbone.dimension)
-        settings = EncoderSettings(
+        request = prepared.request
+        first = EncoderSettings(
             model=str(model_name_or_path),
             revision=revision,
             adapter=None if adapter is None else str(adapter),
-            profile=profile,
-            chunking=chunking,
-            dtype=str(torch_dtype).removeprefix("torch."),
-            device=",".join(str(d) for d in devices),
-            batch_tokens=max(int(budget), 1),
-            padding_side=padding_side,
+            content=request.content,
+            max_positions=prepared.info.max_positions,
+            profile=prepared.base_profile,
+            chunking=ChunkingConfig(),
+            dtype=str(request.dtype).removeprefix("torch."),
+            device=",".join(str(d) for d in request.devices),
+            batch_tokens=1,
         )
-        return cls(backbone, settings, show_progress=show_progress)
+        check_max_length(first.profile.max_length, first.max_positions)
+        given = {name: value for name, value in view_options.items() if value is not None}
+        checked = apply_view_options(first, prepared.base_profile, 1, **given)  # fail before loading weights
+        loaded = load_model(prepared, shared=shared)
+        settings = replace(checked, batch_tokens=given.get("batch_tokens") or loaded.default_batch_tokens)
+        return cls(loaded, settings)
+
+    def with_settings(self, **overrides: Any) -> DiffEmbedEncoder:
+        """A view over the same loaded weights that differs only in the given settings.
+
+        Only the settings in `diffemb.settings.VIEW_OPTIONS` can change (instructions, template switches,
+        pooling, normalisation, max_length within the model's positions, chunking, batch_tokens,
+        padding_side, show_progress); an option given as `None` goes back to its default. Options that decide
+        the weights (model, revision, adapter, dtype, device, attention, model_kwargs) raise a ValueError.
+        """
+        settings = apply_view_options(
+            self.settings, self.loaded_profile, self.loaded.default_batch_tokens, **overrides
+        )
+        return DiffEmbedEncoder(self.loaded, settings)
 
     # -- what the encoder is -------------------------------------------------------------------------------
 
     @property
     def dimension(self) -> int:
         """Length of every vector, known without a forward pass."""
-        return self.backbone.dimension
+        return self.loaded.info.dimension
 
     @property
-    def profile(self) -> Any:
+    def profile(self) -> ModelProfile:
         return self.settings.profile
 
     @property
+    def loaded_profile(self) -> ModelProfile:
+        """The profile this model's views start from (family defaults and the adapter's training settings)."""
+        return self.loaded.base_profile
+
+    @property
+    def backbone(self) -> Backbone:
+        return self.loaded.backbone
+
+    @property
     def model(self) -> torch.nn.Module:
-        return self.backbone.model
+        return self.loaded.backbone.model
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.loaded.backbone.tokenizer
+
+    @property
+    def devices(self) -> list[torch.device]:
+        return list(self.loaded.request.devices)
+
+    @property
+    def device(self) -> torch.device:
+        return self.loaded.request.devices[0]
+
+    @property
+    def lock(self) -> Any:
+        """The lock that serialises forward passes on this encoder's first device."""
+        return device_lock(self.device)
+
+    @property
+    def show_progress(self) -> bool:
+        return self.settings.show_progress
 
     @property
     def fingerprint(self) -> str:
-        """Stable hash of every vector-affecting setting: use it to key caches of vectors."""
+        """Stable hash of every vector-affecting setting and of the weights' content: key vector caches on it."""
         return self.settings.fingerprint()
 
     def describe(self) -> dict[str, Any]:
         """The resolved settings as plain data (what `diffemb info` prints)."""
-        return {
-            "model": self.settings.model,
-            "family": self.profile.family,
-            "dimension": self.dimension,
-            "device": self.settings.device,
-            "dtype": self.settings.dtype,
-            "batch_tokens": self.settings.batch_tokens,
-            "fingerprint": self.fingerprint,
-            "profile": asdict(self.profile),
-            "chunking": asdict(self.settings.chunking),
-        }
+        return self.settings.describe(self.dimension, self.loaded.info.family)
 
     def count_tokens(self, text: str) -> int:
         return self.text.count_tokens(text)
@@ -222,27 +208,26 @@ class DiffEmbedEncoder:
         role = check_role(role)
         if not items:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        chunking = self.settings.chunking if role == "document" else None
-        if chunking is not None and chunking.aggregation == "none":
+        if role == "document" and self.settings.chunking.aggregation == "none":
             raise ValueError(
                 "chunk_aggregation='none' gives several vectors per document: call encode_document_chunks()"
             )
-        how = chunking.aggregation if chunking is not None else "first"
-        per_text = self._encode_chunks(items, role, instruction, chunking, show_progress)
-        normalize = self.profile.normalize
-        return np.stack([aggregate(chunks, how, normalize) for chunks in per_text]).astype(np.float32)
+        per_text = self.run(self.plan(items, role, instruction), show_progress)
+        return np.stack([self.aggregate(chunks, role) for chunks in per_text]).astype(np.float32)
 
     def encode_document_chunks(
         self, texts: Iterable[str], instruction: str | None = DEFAULT, show_progress: bool | None = None
     ) -> list[DocumentChunks]:
-        """Per document, one vector per window with the window's character span, for multi-vector retrieval."""
+        """Per document, one vector per window with the window's character span and token count, for
+        multi-vector (max-sim) retrieval. With `chunk_aggregation="late"` the windows are pooled from one long
+        pass over the document (late chunking); otherwise each window is its own pass."""
         items = check_texts(texts)
         if not items:
             return []
         chunking = self.settings.chunking
         if chunking.aggregation != "late":
             chunking = replace(chunking, aggregation="none")
-        per_text = self._encode_chunks(items, "document", instruction, chunking, show_progress)
+        per_text = self.run(self.plan(items, "document", instruction, chunking), show_progress)
         if self.profile.normalize:
             per_text = [replace(chunks, vectors=l2_normalize(chunks.vectors)) for chunks in per_text]
         return per_text
@@ -252,26 +237,35 @@ class DiffEmbedEncoder:
     ) -> Iterator[np.ndarray]:
         """Yields one vector per document, in order, holding only `group_size` documents' tokens at a time.
 
-        The next group is tokenised in a worker thread while the current one runs on the model.
+        The next group is tokenised in a worker thread while the current one runs on the model; freed memory
+        is handed back to the system between groups, so a long stream runs in flat memory.
         """
+        if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
+            raise ValueError(f"group_size must be a positive number of documents, got {group_size!r}")
         if isinstance(texts, (str, bytes)):
             check_texts(texts)
-        groups = _groups(texts, group_size)
-        chunking = self.settings.chunking
-        how = chunking.aggregation
-        if how == "none":
+        if self.settings.chunking.aggregation == "none":
             raise ValueError("chunk_aggregation='none' gives several vectors per document: use encode_document_chunks")
+        groups = _groups(texts, group_size)
+        offset = 0
 
-        def plan_next() -> RowPlan | None:
+        def plan_next() -> tuple[RowPlan, int] | None:
+            nonlocal offset
             group = next(groups, None)
-            return None if group is None else self._plan(group, "document", instruction, chunking)
+            if group is None:
+                return None
+            start, offset = offset, offset + len(group)
+            return self.plan(group, "document", instruction, index_offset=start), start
 
         with ThreadPoolExecutor(max_workers=1) as pool:
             pending = pool.submit(plan_next)
-            while (plan := pending.result()) is not None:
+            while (planned := pending.result()) is not None:
                 pending = pool.submit(plan_next)
-                for chunks in self._run(plan, show_progress=False):
-                    yield aggregate(chunks, how, self.profile.normalize)
+                results = self.run(planned[0], show_progress=False)
+                del planned
+                release_host_memory()
+                for chunks in results:
+                    yield self.aggregate(chunks, "document")
 
     async def aencode(
         self, texts: Iterable[str], role: Role = "document", instruction: str | None = DEFAULT
@@ -285,45 +279,80 @@ class DiffEmbedEncoder:
     async def aencode_documents(self, texts: Iterable[str], instruction: str | None = DEFAULT) -> np.ndarray:
         return await self.aencode(texts, "document", instruction)
 
-    # -- internals -----------------------------------------------------------------------------------------
+    # -- the run API: plan rows, run them, aggregate ------------------------------------------------------
 
-    def _instruction_for(self, role: Role, instruction: str | None) -> str | None:
-        if instruction is DEFAULT:
+    def instruction_for(self, role: Role, instruction: str | None = DEFAULT) -> str | None:
+        """The instruction a text of `role` gets: `DEFAULT` or `None` → the settings' one for that role;
+        `""` → none; any other string → that string."""
+        if instruction is DEFAULT or instruction is None:
             profile = self.profile
             return profile.query_instruction if role == "query" else profile.document_instruction
+        if not isinstance(instruction, str):
+            raise TypeError(f"instruction must be a string, None or DEFAULT, got {type(instruction).__name__}")
         return instruction
 
-    def _encode_chunks(
+    def plan(
         self,
         texts: list[str],
-        role: Role,
-        instruction: str | None,
-        chunking: ChunkingConfig | None,
-        show_progress: bool | None,
-    ) -> list[DocumentChunks]:
-        return self._run(self._plan(texts, role, instruction, chunking), show_progress)
-
-    def _plan(self, texts: list[str], role: Role, instruction: str | None, chunking: ChunkingConfig | None) -> RowPlan:
-        frame = self.text.frame(self._instruction_for(role, instruction))
-        tokenized: list[TokenizedText] = self.text.tokenize(texts, frame.lead)
+        role: Role = "document",
+        instruction: str | None = DEFAULT,
+        chunking: ChunkingConfig | None = DEFAULT,
+        *,
+        index_offset: int = 0,
+    ) -> RowPlan:
+        """Tokenise `texts` once and cut them into model rows: queries truncated to the window, documents split
+        into windows as `chunking` says (`DEFAULT`: the settings' chunking for documents, none for queries).
+        A text whose body has no token (zero-width or control characters only) is a ValueError naming it
+        (`texts[index_offset + i]`). Run the plan with `run`."""
+        role = check_role(role)
+        if chunking is DEFAULT:
+            chunking = self.settings.chunking if role == "document" else None
+        frame = self.text.frame(self.instruction_for(role, instruction))
+        tokenized = self.text.tokenize(texts, frame.lead)
+        for index, body in enumerate(tokenized):
+            if not body.ids:
+                raise ValueError(
+                    f"texts[{index_offset + index}] has no tokens for this model (only white space, zero-width or "
+                    "control characters): remove it or give it text"
+                )
         profile = self.profile
         plan = plan_rows(tokenized, frame, profile.max_length, chunking, profile.exclude_instruction)
         _warn_truncated(plan, len(texts), role, profile.max_length - frame.overhead)
         return plan
 
-    def _run(self, plan: RowPlan, show_progress: bool | None) -> list[DocumentChunks]:
+    def run(self, plan: RowPlan, show_progress: bool | None = None) -> list[DocumentChunks]:
+        """Run a plan's rows in token-budgeted batches; per text, its window vectors (not yet normalised) with
+        each window's character span and token count, in the plan's text order."""
         vectors = [np.empty((len(chunks), self.dimension), dtype=np.float32) for chunks in plan.chunks]
-        visible = self.show_progress if show_progress is None else show_progress
-        with tqdm(total=len(plan.rows), disable=not visible, desc="diffemb", unit="row") as bar:
-            for indices, results in self._replicas.run(plan.rows):
-                for index, pooled in zip(indices, results, strict=True):
-                    for (text_index, chunk_index), vector in zip(plan.rows[index].owners, pooled, strict=True):
-                        vectors[text_index][chunk_index] = vector
-                bar.update(len(indices))
+        for indices, results in self.run_rows(plan.rows, show_progress):
+            for index, pooled in zip(indices, results, strict=True):
+                for (text_index, chunk_index), vector in zip(plan.rows[index].owners, pooled, strict=True):
+                    vectors[text_index][chunk_index] = vector
         return [
             DocumentChunks(vectors[i], [c.span for c in chunks], [max(c.tokens, 1) for c in chunks])
             for i, chunks in enumerate(plan.chunks)
         ]
+
+    def run_rows(
+        self, rows: Sequence[Row], show_progress: bool | None = None
+    ) -> Iterator[tuple[list[int], list[np.ndarray]]]:
+        """The lower half of `run`, for callers that keep their own row cache (evaluation): yields, per batch as
+        it finishes, the row indices and each row's pooled segments (n_segments, dimension) float32."""
+        visible = self.show_progress if show_progress is None else show_progress
+        settings = self.settings
+        batches = self.loaded.pool.run(rows, settings.profile.pooling, settings.padding_side, settings.batch_tokens)
+        with tqdm(total=len(rows), disable=not visible, desc="diffemb", unit="row") as bar:
+            for indices, results in batches:
+                yield indices, results
+                bar.update(len(indices))
+
+    def aggregate(self, chunks: DocumentChunks, role: Role = "document") -> np.ndarray:
+        """One vector from a text's window vectors, as the settings say (queries have one window), normalised
+        when the profile normalises."""
+        how = self.settings.chunking.aggregation if role == "document" else "first"
+        if how == "none":
+            raise ValueError("chunk_aggregation='none' keeps window vectors: use the DocumentChunks as they are")
+        return aggregate(chunks, how, self.profile.normalize)
 
 
 def _warn_truncated(plan: RowPlan, total: int, role: Role, capacity: int) -> None:
@@ -339,23 +368,7 @@ def _warn_truncated(plan: RowPlan, total: int, role: Role, capacity: int) -> Non
             f"{plan.truncated} of {total} documents are longer than the model window ({capacity} text tokens) and "
             "were cut to their first window (chunk_aggregation='first'); use 'mean' or 'max' to embed all of them"
         )
-    warnings.warn(message, stacklevel=5)
-
-
-def _read_adapter_settings(folder: Path) -> dict[str, Any]:
-    path = folder / ADAPTER_SETTINGS_FILE
-    if not path.is_file():
-        return {}
-    with path.open(encoding="utf-8") as handle:
-        saved: dict[str, Any] = json.load(handle)
-    known = {field.name for field in fields(ModelProfile)} | {"attention"}
-    settings = dict(saved.get("encoder", {}))
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        warnings.warn(f"{path} has settings this diffemb does not know and ignores: {unknown}", stacklevel=4)
-    if isinstance(settings.get("template"), dict):
-        settings["template"] = TextTemplate(**settings["template"])
-    return {key: value for key, value in settings.items() if key in known}
+    warnings.warn(message, stacklevel=caller_stacklevel())
 
 
 def _groups(texts: Iterable[str], size: int) -> Iterator[list[str]]:
@@ -367,3 +380,4 @@ def _groups(texts: Iterable[str], size: int) -> Iterator[list[str]]:
             group = []
     if group:
         yield group
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from typing import Literal
 
@@ -33,3 +34,13 @@ def check_role(role: object) -> Role:
     if role not in ROLES:
         raise ValueError(f"role must be 'query' or 'document', got {role!r}")
     return role  # type: ignore[return-value]
+
+
+def caller_stacklevel() -> int:
+    """The `stacklevel` that makes a warning point at the first line outside diffemb (the caller's code)."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] == "diffemb":
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level

@@ -34,13 +34,17 @@ def pool(
         return hidden[row_index, torch.tensor(starts, device=device)].float()  # (S, D)
     if method != "mean":
         raise ValueError(f"unknown pooling {method!r}: use 'mean', 'last' or 'cls'")
+    # Segments are laid out per row as (B, R, T) weights, R the most segments any row has (1, or a few for late
+    # chunking), so memory grows linearly with the batch's tokens, not with its rows squared.
+    per_row = max(len(ranges) for ranges in segments)
+    slot = [k for ranges in segments for k in range(len(ranges))]
     positions = torch.arange(length, device=device)  # (T,)
     start_t = torch.tensor(starts, device=device)[:, None]  # (S, 1)
     end_t = torch.tensor(ends, device=device)[:, None]  # (S, 1)
     weights = ((positions >= start_t) & (positions < end_t)).float()  # (S, T)
-    weights = weights / weights.sum(dim=1, keepdim=True)
-    # Scatter segment weights into a (B, S, T) matrix so one batched matmul pools every segment in fp32.
-    per_row = torch.zeros(batch, len(rows), length, device=device)  # (B, S, T)
-    per_row[row_index, torch.arange(len(rows), device=device)] = weights
-    pooled = torch.bmm(per_row, hidden.float())  # (B, S, D)
-    return pooled.sum(dim=0)  # (S, D): each segment has weight in exactly one row
+    weights = weights / weights.sum(dim=1, keepdim=True).clamp(min=1.0)
+    laid_out = torch.zeros(batch, per_row, length, device=device)  # (B, R, T)
+    slot_t = torch.tensor(slot, device=device)  # (S,)
+    laid_out[row_index, slot_t] = weights
+    pooled = torch.bmm(laid_out, hidden.float())  # (B, R, D)
+    return pooled[row_index, slot_t]  # (S, D)

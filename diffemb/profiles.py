@@ -48,7 +48,9 @@ class TextTemplate:
         text = instruction.strip()
         if self.colon_instruction and text.endswith("."):
             text = text[:-1] + ":"
-        return self.instruction_format.format(instruction=text)
+        # The format is data, not a str.format template: only "{instruction}" is substituted, so a saved
+        # `diffemb.json` cannot reach attributes through format fields.
+        return self.instruction_format.replace("{instruction}", text)
 
 
 PLAIN_TEMPLATE = TextTemplate()

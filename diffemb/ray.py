@@ -71,7 +71,7 @@ class DiffEmbedBatchEmbedder:
     per window), `chunk_spans` (each window's `[start, end)` characters) and `chunk_token_counts`; their
     `output_column` is then the token-weighted mean of the window vectors.
 
-    Every other keyword goes to `DiffEmbedEncoder.from_pretrained` (through `diffemb.shared.shared_encoder`,
+    Every other keyword goes to `DiffEmbedEncoder.from_pretrained` (whose weight cache shares one model per process,
     so actors that share a process share the model).
     """
 
@@ -87,8 +87,8 @@ class DiffEmbedBatchEmbedder:
         torch_threads: int | None = None,
         **encoder_options: Any,
     ) -> None:
+        from diffemb.encoder import DiffEmbedEncoder
         from diffemb.inputs import check_role
-        from diffemb.shared import shared_encoder
 
         self.text_column = text_column
         self.output_column = output_column
@@ -99,7 +99,7 @@ class DiffEmbedBatchEmbedder:
             import torch
 
             torch.set_num_threads(int(torch_threads))
-        self.encoder = shared_encoder(str(model), **encoder_options)
+        self.encoder = DiffEmbedEncoder.from_pretrained(str(model), **encoder_options)
         self.chunked = self.role == "document" and self.encoder.settings.chunking.aggregation == "none"
 
     def __call__(self, batch: Any) -> Any:

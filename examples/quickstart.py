@@ -14,7 +14,7 @@ import argparse
 import numpy as np
 
 from diffemb import DiffEmbedEncoder
-from diffemb.offline_assets import minilm_path
+from diffemb.testing.offline_assets import minilm_path
 
 QUERIES = [
     "How do plants turn sunlight into energy?",

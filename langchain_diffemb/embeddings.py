@@ -14,7 +14,6 @@ except ImportError as error:  # pragma: no cover - exercised by a test that hide
     ) from error
 
 from diffemb.encoder import DiffEmbedEncoder
-from diffemb.shared import shared_encoder
 
 ENV_PREFIX = "DIFFEMB_"
 """A field left out of the constructor is read from `DIFFEMB_<FIELD NAME>` (e.g. `DIFFEMB_MAX_LENGTH`) if set."""
@@ -27,7 +26,7 @@ class DiffEmbedEmbeddings(BaseModel, Embeddings):
     from langchain_diffemb import DiffEmbedEmbeddings
 
     embeddings = DiffEmbedEmbeddings(model_name="Dream-org/Dream-v0-Instruct-7B")  # or a local folder
-    embeddings = DiffEmbedEmbeddings(encoder=shared_encoder)  # reuse an already loaded DiffEmbedEncoder
+    embeddings = DiffEmbedEmbeddings(encoder=encoder)  # reuse an already loaded DiffEmbedEncoder
     ```
 
     Queries are embedded with the query instruction, documents without. Every setting left `None` keeps the
@@ -77,7 +76,7 @@ class DiffEmbedEmbeddings(BaseModel, Embeddings):
     _encoder: DiffEmbedEncoder | None = PrivateAttr(default=None)
 
     def __init__(self, *, encoder: DiffEmbedEncoder | None = None, **kwargs: Any) -> None:
-        """Load the encoder (shared through `diffemb.shared.shared_encoder`), or wrap `encoder` as it is."""
+        """Load the encoder (weights shared with every encoder of the same model), or wrap `encoder` as it is."""
         if encoder is not None:
             kwargs = _fields_of(encoder, kwargs)
         super().__init__(**kwargs)
@@ -102,7 +101,8 @@ class DiffEmbedEmbeddings(BaseModel, Embeddings):
     def _load(self) -> DiffEmbedEncoder:
         options = self.model_dump(exclude={"model_name", "show_progress"})
         # Unset options are left out, so equal settings share one loaded model with other adapters.
-        return shared_encoder(str(self.model_name), **{name: v for name, v in options.items() if v is not None})
+        given = {name: v for name, v in options.items() if v is not None}
+        return DiffEmbedEncoder.from_pretrained(str(self.model_name), **given)
 
     @property
     def encoder(self) -> DiffEmbedEncoder:
@@ -161,6 +161,6 @@ def _fields_of(encoder: DiffEmbedEncoder, given: dict[str, Any]) -> dict[str, An
     if clashes:
         raise ValueError(
             f"{', '.join(clashes)} contradict the given encoder's settings: "
-            "pass them to DiffEmbedEncoder.from_pretrained (or shared_encoder) instead"
+            "pass them to DiffEmbedEncoder.from_pretrained instead, or use encoder.with_settings(...)"
         )
     return {"local_files_only": None, "show_progress": None, **given, **actual}

@@ -21,7 +21,6 @@ except ImportError as err:  # pragma: no cover - exercised by a test that hides 
     ) from err
 
 from diffemb.encoder import DiffEmbedEncoder
-from diffemb.shared import shared_encoder
 
 # Fields that are `DiffEmbedEncoder.from_pretrained` options (`text_instruction` is its `document_instruction`).
 _LOAD_FIELDS = (
@@ -31,7 +30,7 @@ _LOAD_FIELDS = (
 )  # fmt: skip
 
 # Encoders behind live embedders, by their resolved fields: `from_dict(to_dict())` finds the same encoder even
-# when it was passed in with `encoder=` (so `shared_encoder` never saw these options) and loads nothing.
+# when it was passed in with `encoder=` (so these options were never seen) and loads nothing.
 _LIVE: weakref.WeakValueDictionary[tuple[Any, ...], DiffEmbedEncoder] = weakref.WeakValueDictionary()
 
 
@@ -72,7 +71,8 @@ def _load(data: dict[str, Any]) -> DiffEmbedEncoder:
     options = {name: data.get(name) for name in (*_LOAD_FIELDS, "local_files_only")}
     options["document_instruction"] = options.pop("text_instruction")
     model = options.pop("model_name")
-    encoder = shared_encoder(str(model), **{name: value for name, value in options.items() if value is not None})
+    given = {name: value for name, value in options.items() if value is not None}
+    encoder = DiffEmbedEncoder.from_pretrained(str(model), **given)
     if data.get("fingerprint") not in (None, encoder.fingerprint):
         warnings.warn(
             f"the saved embedder's fingerprint {data['fingerprint']} differs from the loaded encoder's "

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh main
 .venv/bin/python examples/quickstart.py "$@"
-model=$(.venv/bin/python -c 'from diffemb.offline_assets import minilm_path; print(minilm_path())')
+model=$(.venv/bin/python -c 'from diffemb.testing.offline_assets import minilm_path; print(minilm_path())')
 if [ "${1:-}" = "--model" ] && [ -n "${2:-}" ]; then model="$2"; fi
 echo
 echo "$ diffemb search --docs examples/docs \"Who invented the air-filled tyre?\""

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from diffemb import DiffEmbedEncoder
-from diffemb.offline_assets import default_cache_dir, minilm_path
+from diffemb.testing.offline_assets import default_cache_dir, minilm_path
 
 from .config import DREAM7B_SHAPE, DREAM7B_TINY_SHAPE, QWEN2_MAX_LENGTH, QWEN2_SHAPE, log
 

@@ -48,7 +48,7 @@ class DiffembSystem(System):
 
     def encode(self, corpus: Corpus) -> np.ndarray:
         if corpus.kind == "queries":
-            return self.encoder.encode_queries(corpus.texts, instruction=None)
+            return self.encoder.encode_queries(corpus.texts, instruction="")
         return self.encoder.encode_documents(corpus.texts)
 
     def embedded_body_tokens(self, corpus: Corpus) -> int:

@@ -1,4 +1,9 @@
-"""What every loader returns, and the one place that calls `from_pretrained` for model weights."""
+"""What every loader returns, and the one place that calls `from_pretrained` for model weights.
+
+A family module has two halves: `describe_*` reads only `config.json` (and a sentence-transformers folder's
+small JSON files) and says what the checkpoint is — family defaults, vector size, position limit — so that
+settings are checked and `diffemb info` answers before any weight is read; `load_*` then builds the model.
+"""
 
 from __future__ import annotations
 
@@ -22,21 +27,43 @@ class LoadOptions:
     attn_implementation: str
     attention: Attention | None = None
     """Override of the family's attention; it must be known at load time because it sets `config.is_causal`."""
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Passed through to transformers' `from_pretrained` (e.g. `quantization_config`, `low_cpu_mem_usage`)."""
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What a checkpoint folder is, read from its configuration files alone (no weights)."""
+
+    family: str
+    profile: ModelProfile
+    dimension: int
+    max_positions: int
+    """The most tokens one row may hold (the model's position table, less any offset it reserves)."""
+    weights_folder: Path
+    """The folder holding the transformers checkpoint (a sentence-transformers folder's Transformer module)."""
 
 
 @dataclass
 class Backbone:
-    """A loaded model ready to return last hidden states, with its tokenizer and family defaults."""
+    """A loaded model ready to return last hidden states, with its tokenizer and what the checkpoint is."""
 
     model: torch.nn.Module
     tokenizer: PreTrainedTokenizerBase
-    profile: ModelProfile
-    dimension: int
+    info: CheckpointInfo
     explicit_positions: bool = True
     """Whether diffemb passes position ids (rotary decoders: so left padding cannot shift them). Encoders with
     learned absolute positions (RoBERTa counts from padding_idx + 1) number their own."""
     adapter_key_map: Callable[[str], str] = field(default=lambda key: key)
     """Renames weight names of an adapter trained on the checkpoint's own layout to this model's names."""
+
+    @property
+    def profile(self) -> ModelProfile:
+        return self.info.profile
+
+    @property
+    def dimension(self) -> int:
+        return self.info.dimension
 
 
 @contextmanager
@@ -67,6 +94,7 @@ def load_weights(
     Loading a base model class (e.g. `Qwen2Model`) from a `*ForCausalLM` checkpoint leaves `lm_head` out:
     transformers reads safetensors lazily, so the unused head is never materialised.
     """
+    passed = {**kwargs, **options.model_kwargs}
     with quiet_transformers():
         loaded: Any = model_class.from_pretrained(
             str(folder),
@@ -74,7 +102,7 @@ def load_weights(
             dtype=options.dtype,
             attn_implementation=options.attn_implementation,
             output_loading_info=True,
-            **kwargs,
+            **passed,
         )
     model, info = loaded
     missing = sorted(info.get("missing_keys", []))
@@ -83,7 +111,8 @@ def load_weights(
             f"{folder} lacks {len(missing)} weights of {model_class.__name__} (e.g. {missing[0]!r}): the checkpoint "
             "is incomplete or not of the family its config.json names"
         )
-    model.to(options.device)
+    if "device_map" not in passed and "quantization_config" not in passed:
+        model.to(options.device)
     model.eval()
     model.requires_grad_(False)
     return model

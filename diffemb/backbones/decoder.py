@@ -8,21 +8,43 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transformers import AutoConfig, AutoModel, AutoTokenizer
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig
 
-from diffemb.backbones.base import Backbone, LoadOptions, is_causal_for, load_weights, quiet_transformers
-from diffemb.profiles import DECODER_BIDIRECTIONAL, DECODER_CAUSAL
+from diffemb.backbones.base import (
+    Backbone,
+    CheckpointInfo,
+    LoadOptions,
+    is_causal_for,
+    load_weights,
+    quiet_transformers,
+)
+from diffemb.profiles import DECODER_BIDIRECTIONAL, DECODER_CAUSAL, Attention
 
 
-def load_decoder(folder: Path, options: LoadOptions) -> Backbone:
-    profile = DECODER_BIDIRECTIONAL if options.attention == "bidirectional" else DECODER_CAUSAL
-    config = AutoConfig.from_pretrained(str(folder), trust_remote_code=False)
-    config.is_causal = is_causal_for(profile.attention)
-    text_config = config.get_text_config()
-    text_config.is_causal = config.is_causal
+def _config(folder: Path) -> PretrainedConfig:
+    with quiet_transformers():
+        return AutoConfig.from_pretrained(str(folder), trust_remote_code=False)
+
+
+def describe_decoder(folder: Path, attention: Attention | None) -> CheckpointInfo:
+    profile = DECODER_BIDIRECTIONAL if attention == "bidirectional" else DECODER_CAUSAL
+    text_config = _config(folder).get_text_config()
+    positions = int(getattr(text_config, "max_position_embeddings", None) or profile.max_length)
+    return CheckpointInfo(
+        family="decoder",
+        profile=profile.with_overrides(max_length=min(profile.max_length, positions)),
+        dimension=int(text_config.hidden_size),
+        max_positions=positions,
+        weights_folder=folder,
+    )
+
+
+def load_decoder(info: CheckpointInfo, options: LoadOptions) -> Backbone:
+    folder = info.weights_folder
+    config = _config(folder)
+    config.is_causal = is_causal_for(info.profile.attention)
+    config.get_text_config().is_causal = config.is_causal
     model = load_weights(AutoModel, folder, config, options)  # type: ignore[arg-type]
     with quiet_transformers():
         tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
-    window = getattr(text_config, "max_position_embeddings", None) or profile.max_length
-    profile = profile.with_overrides(max_length=min(profile.max_length, int(window)))
-    return Backbone(model=model, tokenizer=tokenizer, profile=profile, dimension=int(text_config.hidden_size))
+    return Backbone(model=model, tokenizer=tokenizer, info=info)

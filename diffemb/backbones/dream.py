@@ -13,9 +13,16 @@ from typing import Any
 
 from transformers import Qwen2Config, Qwen2Model, Qwen2Tokenizer
 
-from diffemb.backbones.base import Backbone, LoadOptions, is_causal_for, load_weights, quiet_transformers
+from diffemb.backbones.base import (
+    Backbone,
+    CheckpointInfo,
+    LoadOptions,
+    is_causal_for,
+    load_weights,
+    quiet_transformers,
+)
 from diffemb.hub import read_config
-from diffemb.profiles import DREAM
+from diffemb.profiles import DREAM, Attention
 
 _QWEN2_FIELDS = (
     "vocab_size",
@@ -41,11 +48,24 @@ def qwen2_config_from_dream(raw: dict[str, Any]) -> Qwen2Config:
     return config
 
 
-def load_dream(folder: Path, options: LoadOptions) -> Backbone:
-    profile = DREAM.with_overrides(attention=options.attention)
+def describe_dream(folder: Path, attention: Attention | None) -> CheckpointInfo:
+    raw = read_config(folder)
+    profile = DREAM.with_overrides(attention=attention)
+    positions = int(raw.get("max_position_embeddings") or profile.max_length)
+    return CheckpointInfo(
+        family="dream",
+        profile=profile.with_overrides(max_length=min(profile.max_length, positions)),
+        dimension=int(raw["hidden_size"]),
+        max_positions=positions,
+        weights_folder=folder,
+    )
+
+
+def load_dream(info: CheckpointInfo, options: LoadOptions) -> Backbone:
+    folder = info.weights_folder
     config = qwen2_config_from_dream(read_config(folder))
-    config.is_causal = is_causal_for(profile.attention)
+    config.is_causal = is_causal_for(info.profile.attention)
     model = load_weights(Qwen2Model, folder, config, options)
     with quiet_transformers():
         tokenizer = Qwen2Tokenizer.from_pretrained(str(folder))
-    return Backbone(model=model, tokenizer=tokenizer, profile=profile, dimension=config.hidden_size)
+    return Backbone(model=model, tokenizer=tokenizer, info=info)

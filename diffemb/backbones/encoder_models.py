@@ -14,9 +14,15 @@ from typing import Any
 
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-from diffemb.backbones.base import Backbone, LoadOptions, load_weights, quiet_transformers
+from diffemb.backbones.base import (
+    Backbone,
+    CheckpointInfo,
+    LoadOptions,
+    load_weights,
+    quiet_transformers,
+)
 from diffemb.hub import read_config
-from diffemb.profiles import ENCODER, TextTemplate
+from diffemb.profiles import ENCODER, Attention, TextTemplate
 
 ENCODER_MODEL_TYPES = frozenset(
     {
@@ -38,26 +44,38 @@ _ST_POOLING = {"mean": "mean", "cls": "cls", "lasttoken": "last"}
 _ST_DOCUMENT_PROMPTS = ("document", "passage", "corpus")
 
 
+# RoBERTa-style models number positions from padding_idx + 1, so two rows of their table are never used.
+_OFFSET_POSITIONS = frozenset({"roberta", "xlm-roberta", "camembert"})
+
+
 def is_sentence_transformers_folder(folder: Path) -> bool:
     return (folder / "modules.json").is_file()
 
 
-def load_encoder(folder: Path, options: LoadOptions) -> Backbone:
-    if options.attention == "causal":
+def describe_encoder(folder: Path, attention: Attention | None) -> CheckpointInfo:
+    if attention == "causal":
         raise ValueError("encoder models are bidirectional; attention='causal' applies to decoder LMs only")
-    config = AutoConfig.from_pretrained(str(folder), trust_remote_code=False)
+    raw = read_config(folder)
+    positions = int(raw.get("max_position_embeddings") or ENCODER.max_length)
+    if raw.get("model_type") in _OFFSET_POSITIONS:
+        positions -= int(raw.get("pad_token_id") or 1) + 1
+    return CheckpointInfo(
+        family="encoder",
+        profile=ENCODER.with_overrides(max_length=min(positions, 8192)),
+        dimension=int(raw["hidden_size"]),
+        max_positions=positions,
+        weights_folder=folder,
+    )
+
+
+def load_encoder(info: CheckpointInfo, options: LoadOptions) -> Backbone:
+    folder = info.weights_folder
+    with quiet_transformers():
+        config = AutoConfig.from_pretrained(str(folder), trust_remote_code=False)
     model = load_weights(AutoModel, folder, config, options)  # type: ignore[arg-type]
     with quiet_transformers():
         tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
-    window = min(int(getattr(config, "max_position_embeddings", 512)), 8192)
-    profile = ENCODER.with_overrides(max_length=window)
-    return Backbone(
-        model=model,
-        tokenizer=tokenizer,
-        profile=profile,
-        dimension=int(config.hidden_size),
-        explicit_positions=False,
-    )
+    return Backbone(model=model, tokenizer=tokenizer, info=info, explicit_positions=False)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -86,9 +104,12 @@ def _pooling_mode(config: dict[str, Any]) -> str:
     return _ST_POOLING[mode]
 
 
-def load_sentence_transformers(folder: Path, options: LoadOptions) -> Backbone:
-    with (folder / "modules.json").open(encoding="utf-8") as handle:
-        modules = json.load(handle)
+def describe_sentence_transformers(folder: Path, attention: Attention | None) -> CheckpointInfo:
+    """A sentence-transformers folder: its Transformer module described as its own family, then the folder's
+    pooling, `max_seq_length`, Normalize module and prompts laid over that family's defaults."""
+    from diffemb.backbones import describe_plain
+
+    modules = _read_json_list(folder / "modules.json")
     kinds = {str(module["type"]).rsplit(".", 1)[-1]: module for module in modules}
     unsupported = set(kinds) - {"Transformer", "Pooling", "Normalize"}
     if "Transformer" not in kinds or unsupported:
@@ -103,26 +124,29 @@ def load_sentence_transformers(folder: Path, options: LoadOptions) -> Backbone:
     prompts: dict[str, str] = settings.get("prompts") or {}
     default_prompt = prompts.get(settings.get("default_prompt_name") or "")
 
-    model_type = str(read_config(transformer_dir).get("model_type", ""))
-    if model_type in ENCODER_MODEL_TYPES:
-        backbone = load_encoder(transformer_dir, options)
-    else:
-        from diffemb.backbones.decoder import load_decoder
-
-        backbone = load_decoder(transformer_dir, options)
+    inner = describe_plain(transformer_dir, attention)
     document_prompt = next((prompts[k] for k in _ST_DOCUMENT_PROMPTS if k in prompts), default_prompt)
-    backbone.profile = backbone.profile.with_overrides(
+    max_length = int(st_config.get("max_seq_length") or inner.profile.max_length)
+    profile = inner.profile.with_overrides(
         family="sentence-transformers",
         pooling=_pooling_mode(pooling) if pooling else "mean",
         template=TextTemplate(instruction_format="{instruction}", tokenizer_specials=True),
-        max_length=int(st_config.get("max_seq_length") or backbone.profile.max_length),
+        max_length=min(max_length, inner.max_positions),
         normalize="Normalize" in kinds,
         exclude_instruction=not pooling.get("include_prompt", True),
     )
     # Prompts may legitimately be "" (an explicit "no prompt"), which with_overrides would not set.
-    backbone.profile = replace(
-        backbone.profile,
+    profile = replace(
+        profile,
         query_instruction=prompts.get("query", default_prompt) or None,
         document_instruction=document_prompt or None,
     )
-    return backbone
+    return replace(inner, family="sentence-transformers", profile=profile)
+
+
+def _read_json_list(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as handle:
+        data = json.load(handle)
+    if not isinstance(data, list):
+        raise ValueError(f"{path} is not a list of modules: is it a sentence-transformers folder?")
+    return data

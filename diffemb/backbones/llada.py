@@ -12,9 +12,16 @@ from typing import Any
 
 from transformers import AutoTokenizer, LlamaConfig, LlamaModel
 
-from diffemb.backbones.base import Backbone, LoadOptions, is_causal_for, load_weights, quiet_transformers
+from diffemb.backbones.base import (
+    Backbone,
+    CheckpointInfo,
+    LoadOptions,
+    is_causal_for,
+    load_weights,
+    quiet_transformers,
+)
 from diffemb.hub import read_config
-from diffemb.profiles import LLADA
+from diffemb.profiles import LLADA, Attention
 
 # OLMo block names → LLaMA names (the mapping in LLaDA's model card; ff_proj carries the SiLU gate).
 _BLOCK_RENAMES = {
@@ -68,17 +75,24 @@ def llama_config_from_llada(raw: dict[str, Any]) -> LlamaConfig:
     return config
 
 
-def load_llada(folder: Path, options: LoadOptions) -> Backbone:
-    profile = LLADA.with_overrides(attention=options.attention)
+def describe_llada(folder: Path, attention: Attention | None) -> CheckpointInfo:
+    raw = read_config(folder)
+    profile = LLADA.with_overrides(attention=attention)
+    positions = int(raw.get("max_sequence_length") or profile.max_length)
+    return CheckpointInfo(
+        family="llada",
+        profile=profile.with_overrides(max_length=min(profile.max_length, positions)),
+        dimension=int(raw["d_model"]),
+        max_positions=positions,
+        weights_folder=folder,
+    )
+
+
+def load_llada(info: CheckpointInfo, options: LoadOptions) -> Backbone:
+    folder = info.weights_folder
     config = llama_config_from_llada(read_config(folder))
-    config.is_causal = is_causal_for(profile.attention)
+    config.is_causal = is_causal_for(info.profile.attention)
     model = load_weights(LlamaModel, folder, config, options, key_mapping=KEY_MAPPING)
     with quiet_transformers():
         tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
-    return Backbone(
-        model=model,
-        tokenizer=tokenizer,
-        profile=profile,
-        dimension=config.hidden_size,
-        adapter_key_map=rename_llada_key,
-    )
+    return Backbone(model=model, tokenizer=tokenizer, info=info, adapter_key_map=rename_llada_key)

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from diffemb.cli_args import non_negative_int, positive_int
+from diffemb.cli.args import non_negative_int, positive_int
 
 PROG = "diffemb eval"
 _DESCRIPTION = """\

@@ -18,7 +18,7 @@ import socket
 import sys
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -220,8 +220,7 @@ def _encoder_with_max_length(encoder: Any, max_length: int) -> Any:
     """The same loaded model under a different ``max_length`` (no copy of the weights)."""
     if max_length == encoder.profile.max_length:
         return encoder
-    settings = replace(encoder.settings, profile=replace(encoder.profile, max_length=max_length))
-    return type(encoder)(encoder.backbone, settings, show_progress=encoder.show_progress)
+    return encoder.with_settings(max_length=max_length)
 
 
 def _abs_encoder_base() -> type:

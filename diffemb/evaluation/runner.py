@@ -99,10 +99,10 @@ def _label(model: Any, adapter: Any, taken: set[str]) -> str:
 
 
 def _load(model: Any, adapter: Any, load_kwargs: dict[str, Any]) -> Any:
-    if hasattr(model, "_plan"):
-        return model
     from diffemb.encoder import DiffEmbedEncoder
 
+    if isinstance(model, DiffEmbedEncoder):
+        return model
     path = Path(str(model)).expanduser()
     name = str(path) if path.exists() else str(model)
     return DiffEmbedEncoder.from_pretrained(name, adapter=adapter, **load_kwargs)

@@ -132,9 +132,10 @@ class Session:
     cache: RowCache = field(default_factory=RowCache)
 
     def __post_init__(self) -> None:
-        for name in ("_plan", "_replicas", "profile"):
-            if not hasattr(self.encoder, name):
-                raise TypeError(f"diffemb.evaluation needs a DiffEmbedEncoder, got {type(self.encoder).__name__}")
+        from diffemb.encoder import DiffEmbedEncoder
+
+        if not isinstance(self.encoder, DiffEmbedEncoder):
+            raise TypeError(f"diffemb.evaluation needs a DiffEmbedEncoder, got {type(self.encoder).__name__}")
 
     @property
     def normalize(self) -> bool:
@@ -148,7 +149,7 @@ class Session:
 
     def window(self, aggregation: str = "none", role: str = "document") -> tuple[int, int]:
         """(size, overlap) in tokens of the windows a plan uses (the whole capacity for ``first``)."""
-        frame = self.encoder.text.frame(self.encoder._instruction_for(role, DEFAULT))
+        frame = self.encoder.text.frame(self.encoder.instruction_for(role, DEFAULT))
         capacity = self.encoder.profile.max_length - frame.overhead
         if aggregation == "first":
             return capacity, 0
@@ -167,7 +168,7 @@ class Session:
         with warnings.catch_warnings():
             # Truncation is counted in the cost instead of warned about once per task and mode.
             warnings.simplefilter("ignore")
-            plan = encoder._plan(list(texts), role, instruction, chunking)
+            plan = encoder.plan(list(texts), role, instruction, chunking)
         cost = ModeCost(rows=len(plan.rows), tokens=sum(len(row.ids) for row in plan.rows), truncated=plan.truncated)
         keys = [RowCache.key(row.ids, row.segments) for row in plan.rows]
         todo: dict[bytes, int] = {}
@@ -180,13 +181,9 @@ class Session:
             rows = [plan.rows[i] for i in todo.values()]
             cost.rows_run = len(rows)
             cost.tokens_run = sum(len(row.ids) for row in rows)
-            from tqdm.auto import tqdm
-
-            with tqdm(total=len(rows), disable=not self.show_progress, desc="rows", unit="row", leave=False) as bar:
-                for indices, results in encoder._replicas.run(rows):
-                    for index, pooled in zip(indices, results, strict=True):
-                        self.cache.put(run_keys[index], np.asarray(pooled, dtype=np.float32))
-                    bar.update(len(indices))
+            for indices, results in encoder.run_rows(rows, show_progress=self.show_progress):
+                for index, pooled in zip(indices, results, strict=True):
+                    self.cache.put(run_keys[index], np.asarray(pooled, dtype=np.float32))
         cost.seconds = time.perf_counter() - started
         dim = encoder.dimension
         vectors = [np.empty((len(chunks), dim), dtype=np.float32) for chunks in plan.chunks]

@@ -25,7 +25,7 @@ import time
 import types
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -342,12 +342,14 @@ def train(
         train_pairs, held_out = split_pairs(pairs, chosen.eval_fraction, chosen.seed)
     set_seed(chosen.seed)
 
-    encoder = DiffEmbedEncoder.from_pretrained(model, device=device, dtype=dtype, attention=attention, pooling=pooling)
+    # A private copy of the weights (shared=False): LoRA layers are injected into this model in place.
+    encoder = DiffEmbedEncoder.from_pretrained(
+        model, device=device, dtype=dtype, attention=attention, pooling=pooling, shared=False
+    )
     query_instruction = _resolve_instruction(instruction, chosen, encoder)
     window = min(max(chosen.max_query_length, chosen.max_document_length), encoder.profile.max_length)
-    profile = encoder.profile.with_overrides(max_length=window)
-    profile = replace(profile, query_instruction=query_instruction)
-    encoder = DiffEmbedEncoder(encoder.backbone, replace(encoder.settings, profile=profile))
+    encoder = encoder.with_settings(max_length=window, query_instruction=query_instruction)
+    profile = encoder.profile
     on_gpu = encoder.device.type == "cuda"
     backbone_model = encoder.backbone.model
 

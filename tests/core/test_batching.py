@@ -54,7 +54,10 @@ def test_out_of_memory_halves_the_budget_and_every_vector_is_still_right(tiny_dr
     texts = [" ".join(rng.choice(words) for _ in range(rng.randint(2, 50))) for _ in range(40)]
     reference = DiffEmbedEncoder.from_pretrained(tiny_dream_folder, device="cpu", dtype="float32")
     expected = reference.encode_documents(texts)
-    encoder = DiffEmbedEncoder.from_pretrained(tiny_dream_folder, device="cpu", dtype="float32", batch_tokens=4096)
+    # shared=False: the test breaks this model's forward, which must not leak into encoders of other tests.
+    encoder = DiffEmbedEncoder.from_pretrained(
+        tiny_dream_folder, device="cpu", dtype="float32", batch_tokens=4096, shared=False
+    )
     seen: list[int] = []
     _oom_above(encoder, 300, seen)
     got = encoder.encode_documents(texts)
@@ -66,14 +69,14 @@ def test_out_of_memory_halves_the_budget_and_every_vector_is_still_right(tiny_dr
 
 
 def test_a_text_that_never_fits_gives_a_clear_error(tiny_dream_folder) -> None:  # type: ignore[no-untyped-def]
-    encoder = DiffEmbedEncoder.from_pretrained(tiny_dream_folder, device="cpu", dtype="float32")
+    encoder = DiffEmbedEncoder.from_pretrained(tiny_dream_folder, device="cpu", dtype="float32", shared=False)
     _oom_above(encoder, 10, [])
     with pytest.raises(OutOfMemoryAtMinimum, match=r"out of memory on a single text of .* tokens"):
         encoder.encode_documents(["the cat reads a red book in the garden near the station"])
 
 
 def test_other_errors_are_not_retried(tiny_dream_folder) -> None:  # type: ignore[no-untyped-def]
-    encoder = DiffEmbedEncoder.from_pretrained(tiny_dream_folder, device="cpu", dtype="float32")
+    encoder = DiffEmbedEncoder.from_pretrained(tiny_dream_folder, device="cpu", dtype="float32", shared=False)
     calls = []
 
     def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -86,8 +89,11 @@ def test_other_errors_are_not_retried(tiny_dream_folder) -> None:  # type: ignor
     assert len(calls) == 1
 
 
-def test_budget_is_a_setting(tiny_dream_encoder: DiffEmbedEncoder) -> None:
-    assert replace(tiny_dream_encoder.settings, batch_tokens=7).batch_tokens == 7
+def test_budget_is_a_view_setting_that_leaves_vectors_alone(tiny_dream_encoder: DiffEmbedEncoder) -> None:
+    small = tiny_dream_encoder.with_settings(batch_tokens=7)
+    assert small.settings.batch_tokens == 7 and small.model is tiny_dream_encoder.model
+    texts = ["the cat reads", "a young doctor visits the museum on Sunday", "red"]
+    np.testing.assert_allclose(small.encode_documents(texts), tiny_dream_encoder.encode_documents(texts), atol=2e-5)
 
 
 def test_replicas_on_several_devices_share_the_work(tiny_dream_folder) -> None:  # type: ignore[no-untyped-def]
@@ -95,18 +101,21 @@ def test_replicas_on_several_devices_share_the_work(tiny_dream_folder) -> None: 
     texts = [" ".join(["the cat reads a red book"] * (1 + i % 7)) for i in range(30)]
     single = DiffEmbedEncoder.from_pretrained(tiny_dream_folder, device="cpu", dtype="float32")
     double = DiffEmbedEncoder.from_pretrained(
-        tiny_dream_folder, device=["cpu", "cpu"], dtype="float32", batch_tokens=256
+        tiny_dream_folder, device=["cpu", "cpu"], dtype="float32", batch_tokens=256, shared=False
     )
-    assert len(double._replicas.forwards) == 2 and double.devices == [torch.device("cpu")] * 2
-    assert double._replicas.forwards[0].model is not double._replicas.forwards[1].model
+    replicas = double.loaded.pool.models
+    assert len(replicas) == 2 and double.devices == [torch.device("cpu")] * 2
+    assert replicas[0] is not replicas[1]
+    # A view shares the replicas: it copies no weights.
+    assert double.with_settings(chunk_aggregation="max").loaded.pool.models == replicas
     passes = [0, 0]
-    for k, forward in enumerate(double._replicas.forwards):
-        original = forward.model.forward
+    for k, model in enumerate(replicas):
+        original = model.forward
 
         def counting(*args, _k=k, _original=original, **kwargs):  # type: ignore[no-untyped-def]
             passes[_k] += 1
             return _original(*args, **kwargs)
 
-        forward.model.forward = counting  # type: ignore[method-assign]
+        model.forward = counting  # type: ignore[method-assign]
     np.testing.assert_allclose(double.encode_documents(texts), single.encode_documents(texts), atol=2e-5)
     assert passes[0] > 0 and passes[1] > 0

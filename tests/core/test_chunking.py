@@ -107,7 +107,8 @@ def _count_rows_per_pass(encoder: DiffEmbedEncoder) -> list[int]:
 
 def test_late_chunking_pools_spans_of_one_long_pass(tiny_dream_folder) -> None:  # type: ignore[no-untyped-def]
     encoder = DiffEmbedEncoder.from_pretrained(
-        tiny_dream_folder, device="cpu", dtype="float32", max_length=64, chunk_aggregation="late", chunk_size=10
+        tiny_dream_folder, device="cpu", dtype="float32", max_length=64, chunk_aggregation="late", chunk_size=10,
+        shared=False,
     )
     calls = _count_rows_per_pass(encoder)
     chunks = encoder.encode_document_chunks([LONG])[0]
@@ -119,7 +120,7 @@ def test_late_chunking_pools_spans_of_one_long_pass(tiny_dream_folder) -> None: 
 
 def test_all_windows_of_all_documents_share_one_batch_stream(tiny_dream_folder) -> None:  # type: ignore[no-untyped-def]
     encoder = DiffEmbedEncoder.from_pretrained(
-        tiny_dream_folder, device="cpu", dtype="float32", max_length=64, batch_tokens=64 * 64
+        tiny_dream_folder, device="cpu", dtype="float32", max_length=64, batch_tokens=64 * 64, shared=False
     )
     calls = _count_rows_per_pass(encoder)
     encoder.encode_documents([LONG])

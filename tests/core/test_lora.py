@@ -18,13 +18,13 @@ TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down
 
 def _adapter(folder: Path, out: Path) -> tuple[Path, np.ndarray]:
     """Save a random (non-zero) LoRA adapter for the Dream backbone and return its expected vectors."""
-    base = DiffEmbedEncoder.from_pretrained(folder, device="cpu", dtype="float32")
+    base = DiffEmbedEncoder.from_pretrained(folder, device="cpu", dtype="float32", shared=False)
     torch.manual_seed(0)
     config = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.05, target_modules=TARGETS, init_lora_weights=False)
     peft_model = get_peft_model(base.model, config)
     peft_model.save_pretrained(str(out))
     merged = peft_model.merge_and_unload()
-    expected = DiffEmbedEncoder(base.backbone, base.settings).encode_documents(TEXTS)
+    expected = base.encode_documents(TEXTS)
     del merged
     return out, expected
 

@@ -57,7 +57,7 @@ def test_adapter_scores_equal_direct_diffemb_scores(minilm_encoder, small_task):
     settings = model.settings_for(name)
     assert settings["query_instruction"] == "Retrieve text based on user query:"
     queries = minilm_encoder.encode_queries(list(QUERIES.values()), instruction=settings["query_instruction"])
-    documents = minilm_encoder.encode_documents(list(DOCS.values()), instruction=None)
+    documents = minilm_encoder.encode_documents(list(DOCS.values()), instruction="")
     scores = queries.astype(np.float64) @ documents.astype(np.float64).T
     direct = ndcg_at_k(scores, small_task.relevance_matrix(), 10)
     assert via_mteb == pytest.approx(direct, abs=1e-5)

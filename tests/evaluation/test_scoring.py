@@ -17,8 +17,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*longer than the model window:U
 
 
 def _with_aggregation(encoder: DiffEmbedEncoder, how: str) -> DiffEmbedEncoder:
-    settings = replace(encoder.settings, chunking=replace(encoder.settings.chunking, aggregation=how))
-    return DiffEmbedEncoder(encoder.backbone, settings)
+    return encoder.with_settings(chunk_aggregation=how)
 
 
 @pytest.fixture(scope="module")

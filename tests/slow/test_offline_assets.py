@@ -15,7 +15,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM, Qwen2Model, Qwen2Tokenizer
 
-from diffemb import offline_assets
+from diffemb.testing import offline_assets
 
 pytestmark = pytest.mark.slow
 

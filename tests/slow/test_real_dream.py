@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from diffemb import DiffEmbedEncoder
-from diffemb.offline_assets import qwen_coder_dream_folder
+from diffemb.testing.offline_assets import qwen_coder_dream_folder
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@
 
 Every input problem is reported as one line (`diffemb: error: ...`) with a non-zero exit code before any model
 loads; outputs are written to a temp file beside the target and renamed into place, so a failure leaves nothing
-half-written. File handling lives in `diffemb.cli_io`; torch is imported only once a model is needed.
+half-written. File handling lives in `diffemb.cli.io`; torch is imported only once a model is needed.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import warnings
 from pathlib import Path
 from typing import Any, NoReturn
 
-from diffemb.cli_args import non_negative_int, positive_int
-from diffemb.cli_io import (
+from diffemb.cli.args import non_negative_int, positive_int
+from diffemb.cli.io import (
     ChunkIndex,
     CliError,
     cache_file,

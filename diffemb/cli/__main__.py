@@ -1,0 +1,5 @@
+import sys
+
+from diffemb.cli.main import main
+
+sys.exit(main())

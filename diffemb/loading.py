@@ -1,0 +1,223 @@
+"""From a model name and options to loaded weights, shared by every view that asks for the same weights.
+
+`prepare` checks every option and reads only configuration files (`config.json`, an adapter's `diffemb.json`),
+so bad settings fail before gigabytes of weights are read and `diffemb info` answers without weights.
+`load_model` keeps one `LoadedModel` per distinct set of weights in a weak cache: two encoders that differ only
+in view settings share one copy, and the copy is freed when the last encoder using it is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import warnings
+import weakref
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from diffemb.backbones import Backbone, CheckpointInfo, LoadOptions, describe_checkpoint, load_backbone
+from diffemb.device import attention_implementation, default_batch_tokens, resolve_devices, resolve_dtype
+from diffemb.fingerprint import folder_fingerprint
+from diffemb.hub import resolve_folder
+from diffemb.lora import merge_lora
+from diffemb.profiles import ModelProfile, TextTemplate
+from diffemb.replicas import ReplicaPool
+from diffemb.settings import ATTENTIONS, POOLINGS, check_attention
+
+ADAPTER_SETTINGS_FILE = "diffemb.json"
+"""Written by `diffemb train` beside an adapter: the encoder settings it was trained with."""
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    """Everything that decides the loaded weights, and nothing else (this is the weight cache's key)."""
+
+    content: str
+    folder: Path
+    adapter_folder: Path | None
+    dtype: torch.dtype
+    devices: tuple[torch.device, ...]
+    attention: str | None
+    model_kwargs: tuple[tuple[str, str], ...] = ()
+    raw_model_kwargs: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What `prepare` found: the load request, the checkpoint, and the profile its views start from."""
+
+    request: LoadRequest
+    info: CheckpointInfo
+    base_profile: ModelProfile
+    """The family's profile with the adapter's training-time settings applied: what `None` options restore."""
+
+
+class LoadedModel:
+    """One copy of a checkpoint's weights (one replica per device) and what all views of it share."""
+
+    def __init__(self, prepared: Prepared, backbone: Backbone) -> None:
+        request = prepared.request
+        self.request = request
+        self.info = prepared.info
+        self.base_profile = prepared.base_profile
+        self.backbone = backbone
+        tokenizer = backbone.tokenizer
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.pool = ReplicaPool.build(
+            backbone.model, request.devices, pad_token_id=int(pad or 0), explicit_positions=backbone.explicit_positions
+        )
+        n_params = sum(p.numel() for p in backbone.model.parameters())
+        self.default_batch_tokens = max(int(default_batch_tokens(request.devices[0], n_params, self.info.dimension)), 1)
+
+
+def prepare(
+    model_name_or_path: str | os.PathLike[str],
+    *,
+    adapter: str | os.PathLike[str] | None,
+    revision: str | None,
+    local_files_only: bool | None,
+    token: str | bool | None,
+    cache_dir: str | None,
+    device: str | torch.device | list[str],
+    dtype: str | torch.dtype,
+    attention: str | None,
+    model_kwargs: dict[str, Any] | None,
+) -> Prepared:
+    """Resolve and check everything that decides the weights, reading configuration files only."""
+    attention = check_attention(attention)
+    devices = tuple(resolve_devices(device))
+    torch_dtype = resolve_dtype(dtype, devices[0])
+    if model_kwargs is not None and not isinstance(model_kwargs, dict):
+        raise TypeError(f"model_kwargs must be a dict of from_pretrained keyword arguments, got {model_kwargs!r}")
+    folder = resolve_folder(
+        model_name_or_path, revision=revision, local_files_only=local_files_only, token=token, cache_dir=cache_dir
+    )
+    adapter_folder = None
+    trained: dict[str, Any] = {}
+    content = folder_fingerprint(folder)
+    if adapter is not None:
+        adapter_folder = resolve_folder(adapter, local_files_only=local_files_only, token=token, cache_dir=cache_dir)
+        trained = read_adapter_settings(adapter_folder)
+        content = f"{content}+{folder_fingerprint(adapter_folder)}"
+    chosen_attention = attention or trained.pop("attention", None)
+    trained.pop("attention", None)
+    info = describe_checkpoint(folder, chosen_attention)
+    base = replace(info.profile, **trained)
+    kwargs = dict(model_kwargs or {})
+    request = LoadRequest(
+        content=content,
+        folder=folder.resolve(),
+        adapter_folder=None if adapter_folder is None else adapter_folder.resolve(),
+        dtype=torch_dtype,
+        devices=devices,
+        attention=chosen_attention,
+        model_kwargs=tuple(sorted((key, repr(value)) for key, value in kwargs.items())),
+        raw_model_kwargs=kwargs,
+    )
+    return Prepared(request, info, base)
+
+
+_CACHE: dict[LoadRequest, weakref.ref[LoadedModel]] = {}
+_GUARD = threading.Lock()
+
+
+def load_model(prepared: Prepared, shared: bool = True) -> LoadedModel:
+    """The loaded weights for `prepared`: the live copy when one exists (and `shared`), else a new one."""
+    request = prepared.request
+    if not shared:
+        return _load(prepared)
+    with _GUARD:
+        alive = _CACHE.get(request)
+        loaded = alive() if alive is not None else None
+        if loaded is None:
+            loaded = _load(prepared)
+            _CACHE[request] = weakref.ref(loaded, lambda _ref, key=request: _forget(key))  # type: ignore[misc]
+        return loaded
+
+
+def _forget(key: LoadRequest) -> None:
+    alive = _CACHE.get(key)
+    if alive is not None and alive() is None:
+        _CACHE.pop(key, None)
+
+
+def loaded_models() -> int:
+    """How many loaded models are alive in this process (for tests and `diffemb serve`'s health)."""
+    return sum(1 for ref in list(_CACHE.values()) if ref() is not None)
+
+
+def _load(prepared: Prepared) -> LoadedModel:
+    request = prepared.request
+    options = LoadOptions(
+        device=request.devices[0],
+        dtype=request.dtype,
+        attn_implementation=attention_implementation(request.devices[0], request.dtype),
+        attention=request.attention,  # type: ignore[arg-type]
+        model_kwargs=request.raw_model_kwargs,
+    )
+    backbone = load_backbone(prepared.info, options)
+    if request.adapter_folder is not None:
+        backbone.model = merge_lora(backbone.model, request.adapter_folder, backbone.adapter_key_map)
+    return LoadedModel(prepared, backbone)
+
+
+# -- an adapter's diffemb.json --------------------------------------------------------------------------------
+
+_TEMPLATE_TYPES = {field.name: (str if field.type == "str" else bool) for field in fields(TextTemplate)}
+_PROFILE_CHECKS: dict[str, Any] = {
+    "family": (str,),
+    "attention": ATTENTIONS,
+    "pooling": POOLINGS,
+    "query_instruction": (str, type(None)),
+    "document_instruction": (str, type(None)),
+    "max_length": (int,),
+    "normalize": (bool,),
+    "exclude_instruction": (bool,),
+    "template": (dict,),
+}
+
+
+def read_adapter_settings(folder: Path) -> dict[str, Any]:
+    """The encoder settings an adapter was trained with (its `diffemb.json`), every field's type checked."""
+    path = folder / ADAPTER_SETTINGS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        with path.open(encoding="utf-8") as handle:
+            saved = json.load(handle)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err}): retrain the adapter or fix the file") from err
+    encoder = saved.get("encoder", {}) if isinstance(saved, dict) else None
+    if not isinstance(encoder, dict):
+        raise ValueError(f"{path}: 'encoder' must be an object of encoder settings")
+    unknown = sorted(set(encoder) - set(_PROFILE_CHECKS))
+    if unknown:  # written by a newer diffemb: say so, and use what this version understands
+        warnings.warn(f"{path} has settings this diffemb does not know and ignores: {unknown}", stacklevel=4)
+    settings: dict[str, Any] = {}
+    for name, value in encoder.items():
+        if name not in _PROFILE_CHECKS:
+            continue
+        allowed = _PROFILE_CHECKS[name]
+        if all(isinstance(a, str) for a in allowed):
+            if value not in allowed:
+                raise ValueError(f"{path}: {name} must be one of {list(allowed)}, got {value!r}")
+        elif not isinstance(value, allowed) or (allowed == (int,) and (isinstance(value, bool) or value < 1)):
+            raise ValueError(f"{path}: {name} must be {' or '.join(t.__name__ for t in allowed)}, got {value!r}")
+        settings[name] = value
+    if "template" in settings:
+        settings["template"] = _template_from(settings["template"], path)
+    return settings
+
+
+def _template_from(data: dict[str, Any], path: Path) -> TextTemplate:
+    unknown = sorted(set(data) - set(_TEMPLATE_TYPES))
+    if unknown:
+        raise ValueError(f"{path}: template has unknown fields {unknown} (known: {sorted(_TEMPLATE_TYPES)})")
+    for name, value in data.items():
+        if not isinstance(value, _TEMPLATE_TYPES[name]):
+            raise ValueError(f"{path}: template.{name} must be {_TEMPLATE_TYPES[name].__name__}, got {value!r}")
+    return TextTemplate(**data)
