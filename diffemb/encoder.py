@@ -21,15 +21,17 @@ from typing import Any
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+from typing_extensions import Unpack
 
 from diffemb.backbones import Backbone
 from diffemb.chunking import ChunkingConfig, DocumentChunks, aggregate, l2_normalize
 from diffemb.device import device_lock, release_host_memory
 from diffemb.inputs import Role, caller_stacklevel, check_role, check_text, check_texts
-from diffemb.loading import ADAPTER_SETTINGS_FILE, LoadedModel, load_model, prepare
+from diffemb.loading import ADAPTER_SETTINGS_FILE, LoadedModel, initial_settings, load_model, prepare
+from diffemb.precision import CompactOptions, check_compact, compact, compact_chunks
 from diffemb.profiles import Attention, ModelProfile
 from diffemb.rows import Row, RowPlan, plan_rows
-from diffemb.settings import EncoderSettings, apply_view_options, check_max_length
+from diffemb.settings import EncoderSettings, apply_view_options
 from diffemb.text import TextTokenizer
 
 __all__ = ["ADAPTER_SETTINGS_FILE", "DEFAULT", "DiffEmbedEncoder"]
@@ -97,25 +99,35 @@ class DiffEmbedEncoder:
             attention=attention,
             model_kwargs=model_kwargs,
         )
-        request = prepared.request
-        first = EncoderSettings(
-            model=str(model_name_or_path),
-            revision=revision,
-            adapter=None if adapter is None else str(adapter),
-            content=request.content,
-            max_positions=prepared.info.max_positions,
-            profile=prepared.base_profile,
-            chunking=ChunkingConfig(),
-            dtype=str(request.dtype).removeprefix("torch."),
-            device=",".join(str(d) for d in request.devices),
-            batch_tokens=1,
+        checked = initial_settings(prepared, model_name_or_path, revision, adapter, view_options)
+        loaded = load_model(prepared, shared=shared)  # only now are weights read
+        batch_tokens = view_options.get("batch_tokens") or loaded.default_batch_tokens
+        return cls(loaded, replace(checked, batch_tokens=batch_tokens))
+
+    @classmethod
+    def describe_pretrained(cls, model_name_or_path: str | os.PathLike[str], **options: Any) -> dict[str, Any]:
+        """What `from_pretrained(model_name_or_path, **options)` would load, from configuration files alone
+        (no weights are read): family, dimension, position limit, resolved profile, chunking, fingerprint.
+        `batch_tokens` is the given one, or null when it would be sized from the loaded model."""
+        load_names = ("adapter", "revision", "local_files_only", "token", "cache_dir", "device", "dtype")
+        load = {name: options.pop(name) for name in load_names if name in options}
+        options.pop("shared", None)
+        prepared = prepare(
+            model_name_or_path,
+            adapter=load.get("adapter"),
+            revision=load.get("revision"),
+            local_files_only=load.get("local_files_only"),
+            token=load.get("token"),
+            cache_dir=load.get("cache_dir"),
+            device=load.get("device", "auto"),
+            dtype=load.get("dtype", "auto"),
+            attention=options.pop("attention", None),
+            model_kwargs=options.pop("model_kwargs", None),
         )
-        check_max_length(first.profile.max_length, first.max_positions)
-        given = {name: value for name, value in view_options.items() if value is not None}
-        checked = apply_view_options(first, prepared.base_profile, 1, **given)  # fail before loading weights
-        loaded = load_model(prepared, shared=shared)
-        settings = replace(checked, batch_tokens=given.get("batch_tokens") or loaded.default_batch_tokens)
-        return cls(loaded, settings)
+        settings = initial_settings(prepared, model_name_or_path, load.get("revision"), load.get("adapter"), options)
+        described = settings.describe(prepared.info.dimension, prepared.info.family)
+        described["batch_tokens"] = options.get("batch_tokens")
+        return described
 
     def with_settings(self, **overrides: Any) -> DiffEmbedEncoder:
         """A view over the same loaded weights that differs only in the given settings.
@@ -189,11 +201,15 @@ class DiffEmbedEncoder:
 
     # -- encoding ------------------------------------------------------------------------------------------
 
-    def encode_queries(self, texts: Iterable[str], instruction: str | None = DEFAULT) -> np.ndarray:
-        return self.encode(texts, role="query", instruction=instruction)
+    def encode_queries(
+        self, texts: Iterable[str], instruction: str | None = DEFAULT, **compact: Unpack[CompactOptions]
+    ) -> np.ndarray:
+        return self.encode(texts, role="query", instruction=instruction, **compact)
 
-    def encode_documents(self, texts: Iterable[str], instruction: str | None = DEFAULT) -> np.ndarray:
-        return self.encode(texts, role="document", instruction=instruction)
+    def encode_documents(
+        self, texts: Iterable[str], instruction: str | None = DEFAULT, **compact: Unpack[CompactOptions]
+    ) -> np.ndarray:
+        return self.encode(texts, role="document", instruction=instruction, **compact)
 
     def encode(
         self,
@@ -201,27 +217,36 @@ class DiffEmbedEncoder:
         role: Role = "document",
         instruction: str | None = DEFAULT,
         show_progress: bool | None = None,
+        **compact_options: Unpack[CompactOptions],
     ) -> np.ndarray:
         """Vectors (n, dimension) float32 in input order. Queries longer than the window are truncated with a
-        warning; documents are split into windows and aggregated as `chunk_aggregation` says."""
+        warning; documents are split into windows and aggregated as `chunk_aggregation` says. `precision`,
+        `truncate_dim`, `calibration`: compact vectors, as `diffemb.precision.compact` says."""
         items = check_texts(texts)
         role = check_role(role)
+        check_compact(self.dimension, **compact_options)
         if not items:
-            return np.zeros((0, self.dimension), dtype=np.float32)
+            return compact(np.zeros((0, self.dimension), np.float32), self.profile.normalize, **compact_options)
         if role == "document" and self.settings.chunking.aggregation == "none":
             raise ValueError(
                 "chunk_aggregation='none' gives several vectors per document: call encode_document_chunks()"
             )
         per_text = self.run(self.plan(items, role, instruction), show_progress)
-        return np.stack([self.aggregate(chunks, role) for chunks in per_text]).astype(np.float32)
+        vectors = np.stack([self.aggregate(chunks, role) for chunks in per_text]).astype(np.float32)
+        return compact(vectors, self.profile.normalize, **compact_options)
 
     def encode_document_chunks(
-        self, texts: Iterable[str], instruction: str | None = DEFAULT, show_progress: bool | None = None
+        self,
+        texts: Iterable[str],
+        instruction: str | None = DEFAULT,
+        show_progress: bool | None = None,
+        **compact_options: Unpack[CompactOptions],
     ) -> list[DocumentChunks]:
         """Per document, one vector per window with the window's character span and token count, for
         multi-vector (max-sim) retrieval. With `chunk_aggregation="late"` the windows are pooled from one long
-        pass over the document (late chunking); otherwise each window is its own pass."""
+        pass over the document (late chunking); otherwise each window is its own pass. Compact options: per window."""
         items = check_texts(texts)
+        check_compact(self.dimension, **compact_options)
         if not items:
             return []
         chunking = self.settings.chunking
@@ -230,16 +255,22 @@ class DiffEmbedEncoder:
         per_text = self.run(self.plan(items, "document", instruction, chunking), show_progress)
         if self.profile.normalize:
             per_text = [replace(chunks, vectors=l2_normalize(chunks.vectors)) for chunks in per_text]
-        return per_text
+        return compact_chunks(per_text, self.profile.normalize, **compact_options)
 
     def encode_documents_iter(
-        self, texts: Iterable[str], instruction: str | None = DEFAULT, group_size: int = 1024
+        self,
+        texts: Iterable[str],
+        instruction: str | None = DEFAULT,
+        group_size: int = 1024,
+        **compact_options: Unpack[CompactOptions],
     ) -> Iterator[np.ndarray]:
         """Yields one vector per document, in order, holding only `group_size` documents' tokens at a time.
 
         The next group is tokenised in a worker thread while the current one runs on the model; freed memory
-        is handed back to the system between groups, so a long stream runs in flat memory.
+        is handed back to the system between groups, so a long stream runs in flat memory. Compact vectors as in
+        `encode`; int8/uint8 need `calibration` (a stream has no batch to take ranges from).
         """
+        check_compact(self.dimension, stream=True, **compact_options)
         if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
             raise ValueError(f"group_size must be a positive number of documents, got {group_size!r}")
         if isinstance(texts, (str, bytes)):
@@ -265,19 +296,19 @@ class DiffEmbedEncoder:
                 del planned
                 release_host_memory()
                 for chunks in results:
-                    yield self.aggregate(chunks, "document")
+                    yield compact(self.aggregate(chunks, "document"), self.profile.normalize, **compact_options)
 
     async def aencode(
-        self, texts: Iterable[str], role: Role = "document", instruction: str | None = DEFAULT
-    ) -> np.ndarray:
+        self, texts: Iterable[str], role: Role = "document", instruction: str | None = DEFAULT, **compact: Any
+    ) -> np.ndarray:  # compact: CompactOptions (typed on `encode`)
         """`encode` in a worker thread, so an event loop keeps running; passes still take the device lock."""
-        return await asyncio.to_thread(self.encode, texts, role, instruction)
+        return await asyncio.to_thread(lambda: self.encode(texts, role, instruction, **compact))
 
-    async def aencode_queries(self, texts: Iterable[str], instruction: str | None = DEFAULT) -> np.ndarray:
-        return await self.aencode(texts, "query", instruction)
+    async def aencode_queries(self, texts: Iterable[str], instruction: str | None = DEFAULT, **compact: Any) -> Any:
+        return await self.aencode(texts, "query", instruction, **compact)
 
-    async def aencode_documents(self, texts: Iterable[str], instruction: str | None = DEFAULT) -> np.ndarray:
-        return await self.aencode(texts, "document", instruction)
+    async def aencode_documents(self, texts: Iterable[str], instruction: str | None = DEFAULT, **compact: Any) -> Any:
+        return await self.aencode(texts, "document", instruction, **compact)
 
     # -- the run API: plan rows, run them, aggregate ------------------------------------------------------
 

@@ -8,28 +8,31 @@ in view settings share one copy, and the copy is freed when the last encoder usi
 
 from __future__ import annotations
 
-import json
 import os
 import threading
-import warnings
 import weakref
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from diffemb.adapter_settings import ADAPTER_SETTINGS_FILE as ADAPTER_SETTINGS_FILE  # re-exported for diffemb.encoder
+from diffemb.adapter_settings import read_adapter_settings
 from diffemb.backbones import Backbone, CheckpointInfo, LoadOptions, describe_checkpoint, load_backbone
+from diffemb.chunking import ChunkingConfig
 from diffemb.device import attention_implementation, default_batch_tokens, resolve_devices, resolve_dtype
 from diffemb.fingerprint import folder_fingerprint
 from diffemb.hub import resolve_folder
 from diffemb.lora import merge_lora
-from diffemb.profiles import ModelProfile, TextTemplate
+from diffemb.profiles import ModelProfile
 from diffemb.replicas import ReplicaPool
-from diffemb.settings import ATTENTIONS, POOLINGS, check_attention
-
-ADAPTER_SETTINGS_FILE = "diffemb.json"
-"""Written by `diffemb train` beside an adapter: the encoder settings it was trained with."""
+from diffemb.settings import (
+    EncoderSettings,
+    apply_view_options,
+    check_attention,
+    check_max_length,
+)
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,33 @@ def prepare(
     return Prepared(request, info, base)
 
 
+def initial_settings(
+    prepared: Prepared,
+    model_name_or_path: str | os.PathLike[str],
+    revision: str | None,
+    adapter: str | os.PathLike[str] | None,
+    view_options: dict[str, Any],
+) -> EncoderSettings:
+    """The first view's settings: the base profile with the given view options applied and checked.
+    `batch_tokens` stays a placeholder (1) unless given: its default is sized from the loaded model."""
+    request = prepared.request
+    first = EncoderSettings(
+        model=str(model_name_or_path),
+        revision=revision,
+        adapter=None if adapter is None else str(adapter),
+        content=request.content,
+        max_positions=prepared.info.max_positions,
+        profile=prepared.base_profile,
+        chunking=ChunkingConfig(),
+        dtype=str(request.dtype).removeprefix("torch."),
+        device=",".join(str(d) for d in request.devices),
+        batch_tokens=1,
+    )
+    check_max_length(first.profile.max_length, first.max_positions)
+    given = {name: value for name, value in view_options.items() if value is not None}
+    return apply_view_options(first, prepared.base_profile, 1, **given)
+
+
 _CACHE: dict[LoadRequest, weakref.ref[LoadedModel]] = {}
 _GUARD = threading.Lock()
 
@@ -163,61 +193,3 @@ def _load(prepared: Prepared) -> LoadedModel:
     if request.adapter_folder is not None:
         backbone.model = merge_lora(backbone.model, request.adapter_folder, backbone.adapter_key_map)
     return LoadedModel(prepared, backbone)
-
-
-# -- an adapter's diffemb.json --------------------------------------------------------------------------------
-
-_TEMPLATE_TYPES = {field.name: (str if field.type == "str" else bool) for field in fields(TextTemplate)}
-_PROFILE_CHECKS: dict[str, Any] = {
-    "family": (str,),
-    "attention": ATTENTIONS,
-    "pooling": POOLINGS,
-    "query_instruction": (str, type(None)),
-    "document_instruction": (str, type(None)),
-    "max_length": (int,),
-    "normalize": (bool,),
-    "exclude_instruction": (bool,),
-    "template": (dict,),
-}
-
-
-def read_adapter_settings(folder: Path) -> dict[str, Any]:
-    """The encoder settings an adapter was trained with (its `diffemb.json`), every field's type checked."""
-    path = folder / ADAPTER_SETTINGS_FILE
-    if not path.is_file():
-        return {}
-    try:
-        with path.open(encoding="utf-8") as handle:
-            saved = json.load(handle)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is not valid JSON ({err}): retrain the adapter or fix the file") from err
-    encoder = saved.get("encoder", {}) if isinstance(saved, dict) else None
-    if not isinstance(encoder, dict):
-        raise ValueError(f"{path}: 'encoder' must be an object of encoder settings")
-    unknown = sorted(set(encoder) - set(_PROFILE_CHECKS))
-    if unknown:  # written by a newer diffemb: say so, and use what this version understands
-        warnings.warn(f"{path} has settings this diffemb does not know and ignores: {unknown}", stacklevel=4)
-    settings: dict[str, Any] = {}
-    for name, value in encoder.items():
-        if name not in _PROFILE_CHECKS:
-            continue
-        allowed = _PROFILE_CHECKS[name]
-        if all(isinstance(a, str) for a in allowed):
-            if value not in allowed:
-                raise ValueError(f"{path}: {name} must be one of {list(allowed)}, got {value!r}")
-        elif not isinstance(value, allowed) or (allowed == (int,) and (isinstance(value, bool) or value < 1)):
-            raise ValueError(f"{path}: {name} must be {' or '.join(t.__name__ for t in allowed)}, got {value!r}")
-        settings[name] = value
-    if "template" in settings:
-        settings["template"] = _template_from(settings["template"], path)
-    return settings
-
-
-def _template_from(data: dict[str, Any], path: Path) -> TextTemplate:
-    unknown = sorted(set(data) - set(_TEMPLATE_TYPES))
-    if unknown:
-        raise ValueError(f"{path}: template has unknown fields {unknown} (known: {sorted(_TEMPLATE_TYPES)})")
-    for name, value in data.items():
-        if not isinstance(value, _TEMPLATE_TYPES[name]):
-            raise ValueError(f"{path}: template.{name} must be {_TEMPLATE_TYPES[name].__name__}, got {value!r}")
-    return TextTemplate(**data)

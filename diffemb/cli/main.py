@@ -21,17 +21,10 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from diffemb.cli.args import non_negative_int, positive_int
-from diffemb.cli.io import (
-    ChunkIndex,
-    CliError,
-    cache_file,
-    check_output,
-    load_cache,
-    read_documents,
-    read_records,
-    save_cache,
-    write_vectors,
-)
+from diffemb.cli.io import CliError, check_output, read_records, write_vectors
+from diffemb.cli.search import DESCRIPTION as SEARCH_DESCRIPTION
+from diffemb.cli.search import add_search_arguments
+from diffemb.cli.search import run_search as search_command
 
 PROG = "diffemb"
 MODEL_ENV = "DIFFEMB_MODEL_NAME"
@@ -109,29 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     embed.set_defaults(run=run_embed)
 
     search = commands.add_parser(
-        "search",
-        help="rank the documents of a folder or file for a query",
-        description="Rank documents by their best-matching chunk (max-sim over chunk vectors). Chunk vectors are "
-        "cached in .diffemb-cache beside the documents, keyed by the encoder's fingerprint and the documents' "
-        "contents, so the next search only embeds the query.",
+        "search", help="rank the documents of a folder or file for a query", description=SEARCH_DESCRIPTION
     )
-    search.add_argument("query", help="the query text")
-    search.add_argument(
-        "--docs",
-        "-d",
-        type=Path,
-        required=True,
-        help="a folder (each .txt/.md file is one document) or a .txt/.jsonl/.parquet file (one per line or row)",
-    )
-    search.add_argument("-k", type=positive_int, default=5, help="how many documents to show (default: 5)")
-    search.add_argument("--text-field", default="text", help="field holding the text in .jsonl/.parquet documents")
-    search.add_argument("--instruction", help="query instruction (default: the model's; '' for none)")
-    search.add_argument(
-        "--snippet-chars", type=non_negative_int, default=300, help="characters of the best chunk shown"
-    )
-    search.add_argument("--json", action="store_true", help="print the results as JSON")
-    search.add_argument("--no-cache", action="store_true", help="neither read nor write cached document vectors")
-    search.add_argument("--quiet", "-q", action="store_true", help="no progress bar or status lines")
+    add_search_arguments(search)
     _add_model_options(search)
     search.set_defaults(run=run_search)
 
@@ -147,10 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_optional_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Commands whose modules live in their own packages (training, evaluation)."""
     from diffemb.evaluation.cli import add_eval_parser
+    from diffemb.serve.cli import add_serve_parser
     from diffemb.training.cli import add_train_parser
 
     add_train_parser(commands)
     add_eval_parser(commands)
+    add_serve_parser(commands, add_model_options=_add_model_options, load_encoder=_load_encoder)
 
 
 # -- commands ---------------------------------------------------------------------------------------------------
@@ -202,52 +177,15 @@ def _run_embed_on_ray(args: argparse.Namespace) -> int:
 
 
 def run_search(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    if not args.query.strip():
-        raise CliError("the query is empty")
-    documents = read_documents(args.docs, args.text_field)
-    encoder = _load_encoder(args)
-    path = cache_file(documents, encoder.fingerprint)
-    index = None if args.no_cache else load_cache(path, len(documents.texts))
-    if index is not None:
-        _status(args, f"cache hit: {path} ({len(documents.texts)} documents, {len(index.vectors)} chunks)")
-    else:
-        chunks = encoder.encode_document_chunks(documents.texts, show_progress=not args.quiet)
-        index = ChunkIndex.from_chunks(chunks)
-        message = f"embedded {len(documents.texts)} documents ({len(index.vectors)} chunks)"
-        if not args.no_cache:
-            problem = save_cache(path, index)
-            message += f"; cached in {path}" if problem is None else f"; {problem}"
-        _status(args, message)
-    query = encoder.encode([args.query], role="query", instruction=_instruction(args), show_progress=False)[0]
-    best, rows = index.scores(query)
-    order = np.argsort(-best, kind="stable")[: args.k]
-    results = []
-    for rank, i in enumerate(order, start=1):
-        start, end = (int(v) for v in index.spans[rows[i]])
-        results.append(
-            {
-                "rank": rank,
-                "score": round(float(best[i]), 6),
-                "document": documents.labels[i],
-                "chunk": {"start": start, "end": end, "text": documents.texts[i][start:end]},
-            }
-        )
-    if args.json:
-        print(json.dumps(results, indent=2, ensure_ascii=False))
-        return 0
-    for result in results:
-        print(f"{result['rank']}. {result['score']:.4f}  {result['document']}")
-        snippet = _snippet(result["chunk"]["text"], args.snippet_chars)
-        if snippet:
-            print(f"   {snippet}")
-    return 0
+    return search_command(args, lambda: _load_encoder(args), lambda message: _status(args, message))
 
 
 def run_info(args: argparse.Namespace) -> int:
-    encoder = _load_encoder(args)
-    print(json.dumps(encoder.describe(), indent=2, default=str))
+    # From config.json and the adapter's diffemb.json alone: no weights are read (15 GB for Dream-7B).
+    from diffemb.encoder import DiffEmbedEncoder
+
+    model, options = _encoder_options(args)
+    print(json.dumps(DiffEmbedEncoder.describe_pretrained(model, **options), indent=2, default=str))
     return 0
 
 
@@ -264,15 +202,16 @@ def _load_encoder(args: argparse.Namespace, **extra: Any) -> Any:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from diffemb.encoder import DiffEmbedEncoder
 
+    model, options = _encoder_options(args)
+    return DiffEmbedEncoder.from_pretrained(model, **options, **extra)
+
+
+def _encoder_options(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """The model and the `from_pretrained` options given on the command line (the model-loading group)."""
     names = ("adapter", "max_length", "batch_tokens", "chunk_size", "chunk_overlap")
     options = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     model = str(Path(args.model).expanduser()) if Path(args.model).expanduser().exists() else args.model
-    return DiffEmbedEncoder.from_pretrained(model, device=args.device, dtype=args.dtype, **options, **extra)
-
-
-def _snippet(text: str, limit: int) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: max(limit - 1, 0)].rstrip() + "…"
+    return model, {"device": args.device, "dtype": args.dtype, **options}
 
 
 def _status(args: argparse.Namespace, message: str) -> None:
@@ -293,12 +232,9 @@ def _show_warning(message: Any, category: Any, filename: str, lineno: int, file:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    import diffemb
 
-    try:
-        return version("diffemb")
-    except PackageNotFoundError:
-        return "unknown"
+    return str(diffemb.__version__)
 
 
 def main(argv: list[str] | None = None) -> int:
