@@ -41,10 +41,10 @@ import torch
 
 from diffemb import DiffEmbedEncoder
 from diffemb.evaluation.offline import build_offline_tasks
-from diffemb.testing.offline_assets import gemma3_folder
 from diffemb.tasks.base import RetrievalTask
 from diffemb.tasks.manpages import build_manpages
 from diffemb.tasks.metrics import evaluate
+from diffemb.testing.offline_assets import gemma3_folder
 from diffemb.training.data import load_pairs, split_pairs
 from diffemb.training.recipes import get_recipe
 

@@ -31,11 +31,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch
 
 from diffemb import DiffEmbedEncoder
-from diffemb.testing.offline_assets import minilm_path
 from diffemb.tasks.base import RetrievalTask
 from diffemb.tasks.manpages import build_manpages
 from diffemb.tasks.metrics import evaluate
 from diffemb.tasks.pydocs import build_pydocs
+from diffemb.testing.offline_assets import minilm_path
 from diffemb.training.data import load_pairs, split_pairs
 
 RESULTS = Path(__file__).resolve().parent / "results" / "train_minilm.md"

@@ -16,8 +16,6 @@ if TYPE_CHECKING:
 
 __all__ = ["DiffEmbedEncoder", "DocumentChunks", "ModelProfile", "TextTemplate", "__version__"]
 
-__version__ = "0.1.0"
-
 _HOMES = {
     "DiffEmbedEncoder": "diffemb.encoder",
     "DocumentChunks": "diffemb.chunking",
@@ -26,7 +24,20 @@ _HOMES = {
 }
 
 
+def _installed_version() -> str:
+    """The installed distribution's version (pyproject.toml is the one place it is written)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("diffemb")
+    except PackageNotFoundError:  # imported from a source tree that was never installed
+        return "0+unknown"
+
+
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        globals()[name] = value = _installed_version()
+        return value
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module 'diffemb' has no attribute {name!r}")

@@ -73,6 +73,7 @@ class DiffEmbedEncoder:
         dtype: str | torch.dtype = "auto",
         attention: Attention | None = None,
         model_kwargs: dict[str, Any] | None = None,
+        quantization: str | None = None,
         shared: bool = True,
         **view_options: Any,
     ) -> DiffEmbedEncoder:
@@ -85,7 +86,9 @@ class DiffEmbedEncoder:
         (or of the adapter's `diffemb.json`) and `query_instruction=""` turns the query instruction off.
         All settings are checked before any weight is read. Encoders whose weights would be the same share one
         loaded copy, freed when the last of them is gone; `shared=False` loads a private copy (for training,
-        which changes the weights in place). `model_kwargs` go to transformers' `from_pretrained`.
+        which changes the weights in place). `model_kwargs` go to transformers' `from_pretrained`;
+        `quantization="int8"` (CPU: torchao; CUDA: bitsandbytes) or `"nf4"` (CUDA) quantises the weights after any
+        adapter is merged (`diffemb.quantization`; `pip install "diffemb[quant]"`).
         """
         prepared = prepare(
             model_name_or_path,
@@ -98,6 +101,7 @@ class DiffEmbedEncoder:
             dtype=dtype,
             attention=attention,
             model_kwargs=model_kwargs,
+            quantization=quantization,
         )
         checked = initial_settings(prepared, model_name_or_path, revision, adapter, view_options)
         loaded = load_model(prepared, shared=shared)  # only now are weights read
@@ -123,6 +127,7 @@ class DiffEmbedEncoder:
             dtype=load.get("dtype", "auto"),
             attention=options.pop("attention", None),
             model_kwargs=options.pop("model_kwargs", None),
+            quantization=options.pop("quantization", None),
         )
         settings = initial_settings(prepared, model_name_or_path, load.get("revision"), load.get("adapter"), options)
         described = settings.describe(prepared.info.dimension, prepared.info.family)
@@ -277,7 +282,12 @@ class DiffEmbedEncoder:
             check_texts(texts)
         if self.settings.chunking.aggregation == "none":
             raise ValueError("chunk_aggregation='none' gives several vectors per document: use encode_document_chunks")
-        groups = _groups(texts, group_size)
+        # Not a generator itself, so that the checks above fail at the call, not at the first next().
+        return self._stream_groups(_groups(texts, group_size), instruction, compact_options)
+
+    def _stream_groups(
+        self, groups: Iterator[list[str]], instruction: str | None, compact_options: CompactOptions
+    ) -> Iterator[np.ndarray]:
         offset = 0
 
         def plan_next() -> tuple[RowPlan, int] | None:
@@ -299,15 +309,23 @@ class DiffEmbedEncoder:
                     yield compact(self.aggregate(chunks, "document"), self.profile.normalize, **compact_options)
 
     async def aencode(
-        self, texts: Iterable[str], role: Role = "document", instruction: str | None = DEFAULT, **compact: Any
-    ) -> np.ndarray:  # compact: CompactOptions (typed on `encode`)
+        self,
+        texts: Iterable[str],
+        role: Role = "document",
+        instruction: str | None = DEFAULT,
+        **compact: Unpack[CompactOptions],
+    ) -> np.ndarray:
         """`encode` in a worker thread, so an event loop keeps running; passes still take the device lock."""
         return await asyncio.to_thread(lambda: self.encode(texts, role, instruction, **compact))
 
-    async def aencode_queries(self, texts: Iterable[str], instruction: str | None = DEFAULT, **compact: Any) -> Any:
+    async def aencode_queries(
+        self, texts: Iterable[str], instruction: str | None = DEFAULT, **compact: Unpack[CompactOptions]
+    ) -> np.ndarray:
         return await self.aencode(texts, "query", instruction, **compact)
 
-    async def aencode_documents(self, texts: Iterable[str], instruction: str | None = DEFAULT, **compact: Any) -> Any:
+    async def aencode_documents(
+        self, texts: Iterable[str], instruction: str | None = DEFAULT, **compact: Unpack[CompactOptions]
+    ) -> np.ndarray:
         return await self.aencode(texts, "document", instruction, **compact)
 
     # -- the run API: plan rows, run them, aggregate ------------------------------------------------------

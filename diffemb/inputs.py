@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import sys
+import unicodedata
 from collections.abc import Iterable
 from typing import Literal
 
 Role = Literal["query", "document"]
 ROLES = ("query", "document")
+# Unicode categories that carry no text: control (NUL, ESC), format (zero-width space, BOM, bidi marks) and the
+# separators. A text made only of these has nothing to embed, whatever the tokenizer makes of its bytes.
+_INVISIBLE = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
 
 
 def check_texts(texts: object, what: str = "texts") -> list[str]:
@@ -27,6 +31,20 @@ def check_text(text: object, index: int, what: str = "texts") -> str:
         raise TypeError(f"{what}[{index}] is a {type(text).__name__}, not a str: pass text only")
     if not text.strip():
         raise ValueError(f"{what}[{index}] is empty or white space only: remove it or give it text")
+    if all(unicodedata.category(char) in _INVISIBLE for char in text):  # stops at the first visible character
+        raise ValueError(
+            f"{what}[{index}] has only invisible characters (zero-width, BOM, control or separator characters, "
+            "no text): remove it or give it text"
+        )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        # A lone surrogate ("\ud800"), e.g. from bytes decoded with errors="surrogateescape" or a bad JSON escape:
+        # tokenizers fail on it with a TypeError that names no text.
+        raise ValueError(
+            f"{what}[{index}] is not valid Unicode text (lone surrogate {text[err.start]!r} at character {err.start}): "
+            "decode the source as UTF-8 without 'surrogateescape', or drop the character"
+        ) from None
     return text
 
 

@@ -26,6 +26,7 @@ from diffemb.fingerprint import folder_fingerprint
 from diffemb.hub import resolve_folder
 from diffemb.lora import merge_lora
 from diffemb.profiles import ModelProfile
+from diffemb.quantization import check_quantization, quantize_model
 from diffemb.replicas import ReplicaPool
 from diffemb.settings import (
     EncoderSettings,
@@ -46,6 +47,7 @@ class LoadRequest:
     devices: tuple[torch.device, ...]
     attention: str | None
     model_kwargs: tuple[tuple[str, str], ...] = ()
+    quantization: str | None = None
     raw_model_kwargs: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
@@ -89,6 +91,7 @@ def prepare(
     dtype: str | torch.dtype,
     attention: str | None,
     model_kwargs: dict[str, Any] | None,
+    quantization: str | None = None,
 ) -> Prepared:
     """Resolve and check everything that decides the weights, reading configuration files only."""
     attention = check_attention(attention)
@@ -96,6 +99,7 @@ def prepare(
     torch_dtype = resolve_dtype(dtype, devices[0])
     if model_kwargs is not None and not isinstance(model_kwargs, dict):
         raise TypeError(f"model_kwargs must be a dict of from_pretrained keyword arguments, got {model_kwargs!r}")
+    quantization = check_quantization(quantization, devices, model_kwargs)
     folder = resolve_folder(
         model_name_or_path, revision=revision, local_files_only=local_files_only, token=token, cache_dir=cache_dir
     )
@@ -106,6 +110,8 @@ def prepare(
         adapter_folder = resolve_folder(adapter, local_files_only=local_files_only, token=token, cache_dir=cache_dir)
         trained = read_adapter_settings(adapter_folder)
         content = f"{content}+{folder_fingerprint(adapter_folder)}"
+    if quantization is not None:  # quantised weights give (slightly) different vectors
+        content = f"{content}+{quantization}"
     chosen_attention = attention or trained.pop("attention", None)
     trained.pop("attention", None)
     info = describe_checkpoint(folder, chosen_attention)
@@ -119,6 +125,7 @@ def prepare(
         devices=devices,
         attention=chosen_attention,
         model_kwargs=tuple(sorted((key, repr(value)) for key, value in kwargs.items())),
+        quantization=quantization,
         raw_model_kwargs=kwargs,
     )
     return Prepared(request, info, base)
@@ -183,7 +190,7 @@ def loaded_models() -> int:
 def _load(prepared: Prepared) -> LoadedModel:
     request = prepared.request
     options = LoadOptions(
-        device=request.devices[0],
+        device=torch.device("cpu") if request.quantization else request.devices[0],  # quantised after any merge
         dtype=request.dtype,
         attn_implementation=attention_implementation(request.devices[0], request.dtype),
         attention=request.attention,  # type: ignore[arg-type]
@@ -192,4 +199,6 @@ def _load(prepared: Prepared) -> LoadedModel:
     backbone = load_backbone(prepared.info, options)
     if request.adapter_folder is not None:
         backbone.model = merge_lora(backbone.model, request.adapter_folder, backbone.adapter_key_map)
+    if request.quantization is not None:
+        backbone.model = quantize_model(backbone.model, request.quantization, request.devices[0], request.dtype)
     return LoadedModel(prepared, backbone)

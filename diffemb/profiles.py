@@ -40,6 +40,11 @@ class TextTemplate:
     tokenizer_specials: bool = True
     append_eos: bool = False
     """Close every row with the tokenizer's EOS (last-token pooling reads that state, as e5-mistral does)."""
+    strip_trailing_whitespace: bool = False
+    """Drop white space at the end of each text before tokenising, so "text\n" and "text" give one row. The
+    DiffEmbed reference does this for the chat templates it knows (`text.strip()` over instruction + separator +
+    text in its llm2vec fork; the separator sits before the text, so only the text's end is affected). Character
+    spans stay those of the original text."""
 
     def spell_instruction(self, instruction: str | None) -> str:
         """The instruction as it appears in the row, or "" when there is none."""
@@ -77,12 +82,16 @@ class ModelProfile:
         return replace(self, **given)  # type: ignore[arg-type]
 
 
+# The DiffEmbed reference's Dream framing (its llm2vec fork, `prepare_for_tokenization`), stripping included.
+# LLaDA and the decoder profiles below do not use a reference chat template (the fork strips only inside the
+# templates of the checkpoints it names), so they keep each text as given.
 DREAM_TEMPLATE = TextTemplate(
     prefix="<|im_start|>user\n",
     suffix="<|im_end|>",
     instruction_format="{instruction} ",
     colon_instruction=True,
     tokenizer_specials=False,
+    strip_trailing_whitespace=True,
 )
 
 DREAM = ModelProfile(

@@ -86,6 +86,8 @@ def _plan_late(
         segments: list[Segment] = []
         owners: list[tuple[int, int]] = []
         for start, end in split_windows(long_end - long_start, size, overlap):
+            if start == end:  # an empty body: no window of it to pool
+                continue
             segments.append((body_offset + start, body_offset + end))
             owners.append((index, len(plan.chunks[index])))
             span = text.char_span(long_start + start, long_start + end)

@@ -129,7 +129,7 @@ def apply_view_options(
             _positive("chunk_size", options.get("chunk_size", chunking.size), optional=True),
             _non_negative("chunk_overlap", options.get("chunk_overlap", chunking.overlap)),
         )
-    changed = dict(profile=profile, chunking=chunking)
+    changed: dict[str, Any] = {"profile": profile, "chunking": chunking}
     if "batch_tokens" in options:
         changed["batch_tokens"] = _positive("batch_tokens", options["batch_tokens"], optional=True) or (
             default_batch_tokens
@@ -152,13 +152,14 @@ def _profile_with(current: ModelProfile, base: ModelProfile, options: dict[str, 
             value = options[name]
             if value is not None and not isinstance(value, str):
                 raise TypeError(f"{name} must be a string ('' for none) or None, got {type(value).__name__}")
-            profile = replace(profile, **{name: getattr(base, name) if value is None else value})
+            profile = replace(profile, **{name: getattr(base, name) if value is None else value})  # type: ignore[arg-type]
     if "pooling" in options:
         profile = replace(profile, pooling=_choice("pooling", options["pooling"] or base.pooling, POOLINGS))
     for name in ("normalize", "exclude_instruction"):
         if name in options:
             value = options[name]
-            profile = replace(profile, **{name: getattr(base, name) if value is None else _boolean(name, value)})
+            chosen = getattr(base, name) if value is None else _boolean(name, value)
+            profile = replace(profile, **{name: chosen})  # type: ignore[arg-type]
     if "max_length" in options:
         value = options["max_length"]
         profile = replace(profile, max_length=base.max_length if value is None else _positive("max_length", value))

@@ -89,9 +89,14 @@ class TextTokenizer:
             tail = [*tail, eos]
         return Frame(tuple(head), tuple(self._ids(stripped)), tuple(tail), spelled[len(stripped) :])
 
+    def body(self, text: str) -> str:
+        """The part of `text` that is tokenised: the text itself, less its trailing white space when the
+        template says so. It is a prefix of `text`, so token offsets into it are offsets into `text`."""
+        return text.rstrip() if self.template.strip_trailing_whitespace else text
+
     def tokenize(self, texts: Sequence[str], lead: str = "") -> list[TokenizedText]:
         """Token ids and character offsets of each text's body, in one batched call to the fast tokenizer."""
-        encodings = self._backend.encode_batch([lead + text for text in texts], add_special_tokens=False)
+        encodings = self._backend.encode_batch([lead + self.body(text) for text in texts], add_special_tokens=False)
         shift = len(lead)
         out = []
         for encoding in encodings:
@@ -101,7 +106,7 @@ class TextTokenizer:
 
     def count_tokens(self, text: str) -> int:
         """Tokens of a text's body (without template or specials), for sizing data to a model's window."""
-        return len(self._backend.encode(text, add_special_tokens=False).ids)
+        return len(self._backend.encode(self.body(text), add_special_tokens=False).ids)
 
 
 def _tokenizer_specials(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:

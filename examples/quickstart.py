@@ -5,6 +5,9 @@ a stand-in for the diffusion models, which come from the Hugging Face hub and wa
 
     python examples/quickstart.py                                      # offline stand-in
     python examples/quickstart.py --model Dream-org/Dream-v0-Instruct-7B   # the paper's backbone, on a GPU
+
+Without an adapter Dream-v0-Instruct-7B is the raw diffusion backbone, not a trained embedder: the paper's
+adapters were never published, so train one with `diffemb train` and pass it as `adapter=`.
 """
 
 from __future__ import annotations

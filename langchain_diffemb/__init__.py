@@ -1,5 +1,7 @@
-"""LangChain integration of diffemb: `DiffEmbedEmbeddings` (needs `pip install "diffemb[langchain]"`)."""
+"""LangChain integration of diffemb: `DiffEmbedEmbeddings`, and `DiffEmbedChunkRetriever` for long documents
+(needs `pip install "diffemb[langchain]"`)."""
 
 from langchain_diffemb.embeddings import DiffEmbedEmbeddings
+from langchain_diffemb.retriever import DiffEmbedChunkRetriever
 
-__all__ = ["DiffEmbedEmbeddings"]
+__all__ = ["DiffEmbedChunkRetriever", "DiffEmbedEmbeddings"]

@@ -7,12 +7,13 @@ from typing import Any, Literal
 
 try:
     from langchain_core.embeddings import Embeddings
-    from pydantic import BaseModel, ConfigDict, PrivateAttr, model_validator
+    from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 except ImportError as error:  # pragma: no cover - exercised by a test that hides langchain_core
     raise ImportError(
         'langchain_diffemb needs langchain-core, which is not installed: pip install "diffemb[langchain]"'
     ) from error
 
+from diffemb.chunking import DocumentChunks
 from diffemb.encoder import DiffEmbedEncoder
 
 ENV_PREFIX = "DIFFEMB_"
@@ -35,8 +36,10 @@ class DiffEmbedEmbeddings(BaseModel, Embeddings):
     Settings are fixed once built: make a new instance to change one.
     """
 
-    model_name: str | None = None
-    """Hub id or local folder of the checkpoint; required unless `encoder=` is given or `DIFFEMB_MODEL_NAME` set."""
+    # `model=` is accepted too, as langchain-huggingface's `HuggingFaceEmbeddings(model=...)` is.
+    model_name: str | None = Field(default=None, alias="model")
+    """Hub id or local folder of the checkpoint (alias `model`); required unless `encoder=` is given or
+    `DIFFEMB_MODEL_NAME` set."""
     adapter: str | None = None
     """Hub id or local folder of a LoRA adapter (e.g. one made by `diffemb train`) merged into the model."""
     revision: str | None = None
@@ -67,17 +70,23 @@ class DiffEmbedEmbeddings(BaseModel, Embeddings):
     """Weights dtype (`"bfloat16"`, `"float16"`, `"float32"`); `"auto"` picks per device."""
     batch_tokens: int | None = None
     """Padded tokens per forward pass (speed/memory trade-off, vectors unchanged); `None` sizes it per device."""
+    quantization: Literal["int8", "nf4"] | None = None
+    """Quantised weights: `int8` on CPU (torchao) or CUDA (bitsandbytes), `nf4` on CUDA; needs `diffemb[quant]`."""
+    model_kwargs: dict[str, Any] | None = None
+    """Passed to transformers' `from_pretrained` (e.g. `attn_implementation`, `low_cpu_mem_usage`)."""
     show_progress: bool | None = None
     """Show a progress bar while embedding (sync calls); `None` keeps the encoder's setting (off unless set there)."""
 
     # Frozen: the encoder is loaded from the settings once, so changing one afterwards would silently do nothing.
-    model_config = ConfigDict(extra="forbid", protected_namespaces=(), frozen=True)
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), frozen=True, populate_by_name=True)
 
     _encoder: DiffEmbedEncoder | None = PrivateAttr(default=None)
 
     def __init__(self, *, encoder: DiffEmbedEncoder | None = None, **kwargs: Any) -> None:
         """Load the encoder (weights shared with every encoder of the same model), or wrap `encoder` as it is."""
         if encoder is not None:
+            if kwargs.get("local_files_only"):  # it would do nothing: the weights are loaded already
+                raise ValueError("local_files_only only applies when loading: pass it with model=, not encoder=")
             kwargs = _fields_of(encoder, kwargs)
         super().__init__(**kwargs)
         self._encoder = encoder if encoder is not None else self._load()
@@ -88,6 +97,10 @@ class DiffEmbedEmbeddings(BaseModel, Embeddings):
         if not isinstance(data, dict):
             return data
         merged = dict(data)
+        if "model" in merged:
+            if "model_name" in merged:
+                raise ValueError("model= and model_name= are the same setting (model is an alias): pass one of them")
+            merged["model_name"] = merged.pop("model")
         for name in cls.model_fields:
             value = os.environ.get(ENV_PREFIX + name.upper())
             if name not in merged and value is not None:
@@ -126,6 +139,16 @@ class DiffEmbedEmbeddings(BaseModel, Embeddings):
         vectors = self.encoder.encode([text], role="query", show_progress=self.show_progress)
         return vectors[0].tolist()  # type: ignore[no-any-return]
 
+    def embed_document_chunks(self, texts: list[str], late: bool | None = None) -> list[DocumentChunks]:
+        """Per text, one vector per model window with its character span and token count (multi-vector,
+        max-sim retrieval; `DiffEmbedChunkRetriever` builds on it). `late=True` pools the windows from one long
+        pass over the text (late chunking), `False` embeds each window on its own, `None` follows
+        `chunk_aggregation`. Vectors are numpy float32 rows, normalised as the profile says."""
+        encoder = self.encoder
+        if late is not None and late != (encoder.settings.chunking.aggregation == "late"):
+            encoder = encoder.with_settings(chunk_aggregation="late" if late else "none")
+        return encoder.encode_document_chunks(texts, show_progress=self.show_progress)
+
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
         """`embed_documents` in a worker thread; the event loop keeps running."""
         vectors = await self.encoder.aencode_documents(texts)
@@ -156,6 +179,8 @@ def _fields_of(encoder: DiffEmbedEncoder, given: dict[str, Any]) -> dict[str, An
         "device": settings.device,
         "dtype": settings.dtype,
         "batch_tokens": settings.batch_tokens,
+        "quantization": encoder.loaded.request.quantization,
+        "model_kwargs": encoder.loaded.request.raw_model_kwargs or None,
     }
     clashes = sorted(name for name, value in given.items() if name in actual and value != actual[name])
     if clashes:

@@ -14,19 +14,20 @@ from typing import Any
 
 try:
     from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
-    from llama_index.core.bridge.pydantic import Field, PrivateAttr
+    from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
 except ImportError as err:  # pragma: no cover - exercised by a test that hides llama_index
     raise ImportError(
         'llamaindex_diffemb needs llama-index-core; install it with: pip install "diffemb[llamaindex]"'
     ) from err
 
 from diffemb.encoder import DiffEmbedEncoder
+from diffemb.inputs import check_texts
 
 # Fields that are `DiffEmbedEncoder.from_pretrained` options (`text_instruction` is its `document_instruction`).
 _LOAD_FIELDS = (
     "model_name", "adapter", "revision", "query_instruction", "text_instruction", "max_length", "chunk_size",
     "chunk_overlap", "chunk_aggregation", "normalize", "pooling", "attention", "exclude_instruction", "device",
-    "dtype", "batch_tokens", "padding_side",
+    "dtype", "batch_tokens", "padding_side", "quantization", "model_kwargs",
 )  # fmt: skip
 
 # Encoders behind live embedders, by their resolved fields: `from_dict(to_dict())` finds the same encoder even
@@ -59,6 +60,8 @@ def _resolved(encoder: DiffEmbedEncoder) -> dict[str, Any]:
         "dtype": settings.dtype,
         "batch_tokens": settings.batch_tokens,
         "padding_side": settings.padding_side,
+        "quantization": encoder.loaded.request.quantization,
+        "model_kwargs": encoder.loaded.request.raw_model_kwargs or None,
         "fingerprint": encoder.fingerprint,
     }
 
@@ -70,6 +73,7 @@ def _load(data: dict[str, Any]) -> DiffEmbedEncoder:
         return live
     options = {name: data.get(name) for name in (*_LOAD_FIELDS, "local_files_only")}
     options["document_instruction"] = options.pop("text_instruction")
+    options["cache_dir"] = data.get("cache_folder")
     model = options.pop("model_name")
     given = {name: value for name, value in options.items() if value is not None}
     encoder = DiffEmbedEncoder.from_pretrained(str(model), **given)
@@ -114,7 +118,20 @@ class DiffEmbedEmbedding(BaseEmbedding):
     dtype: str | None = Field(default=None, description="'float32', 'bfloat16' or 'float16'; None: auto.")
     batch_tokens: int | None = Field(default=None, description="Padded tokens per forward pass.")
     padding_side: str | None = Field(default=None, description="'right' or 'left' padding inside a batch.")
+    quantization: str | None = Field(
+        default=None, description="Quantised weights: 'int8' (CPU or CUDA) or 'nf4' (CUDA); needs diffemb[quant]."
+    )
+    model_kwargs: dict[str, Any] | None = Field(
+        default=None, description="Passed to transformers' from_pretrained (e.g. attn_implementation)."
+    )
     local_files_only: bool | None = Field(default=None, description="Never reach the hub; use cached files.")
+    cache_folder: str | None = Field(
+        default=None, description="Folder of the hub download cache (`cache_dir`); None: the Hugging Face default."
+    )
+    trust_remote_code: bool = Field(
+        default=False,
+        description="Accepted for HuggingFaceEmbedding users; must stay False: diffemb never runs a checkpoint's code.",
+    )
     fingerprint: str | None = Field(
         default=None, description="Hash of every vector-affecting setting of the loaded encoder (set on load)."
     )
@@ -122,11 +139,22 @@ class DiffEmbedEmbedding(BaseEmbedding):
         default=512, gt=0, le=2048, description="Texts per core call; the core sorts and budgets them itself."
     )
 
+    # An unknown keyword (a typo, or an option of another embedding class) is an error, never silently dropped.
+    model_config = ConfigDict(extra="forbid")
+
     _encoder: DiffEmbedEncoder = PrivateAttr()
 
     def __init__(self, model_name: str | None = None, *, encoder: DiffEmbedEncoder | None = None, **data: Any):
         if model_name is not None:
             data["model_name"] = str(model_name)
+        if data.get("trust_remote_code"):
+            raise ValueError(
+                "trust_remote_code=True is not supported: diffemb never runs a checkpoint's own Python code. Dream "
+                "and LLaDA run on transformers' built-in Qwen2/Llama classes with bidirectional attention, so no "
+                "remote code is needed; leave trust_remote_code out (or False)"
+            )
+        if encoder is not None and (unused := [n for n in ("cache_folder", "local_files_only") if data.get(n)]):
+            raise ValueError(f"{', '.join(unused)} only apply when loading: pass them with model_name=, not encoder=")
         if "document_instruction" in data:
             data["text_instruction"] = data.pop("document_instruction")
         if "none" in (data.get("chunk_aggregation"), encoder and encoder.settings.chunking.aggregation):
@@ -179,3 +207,31 @@ class DiffEmbedEmbedding(BaseEmbedding):
 
     async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
         return (await self._encoder.aencode_documents(texts)).tolist()
+
+    # LlamaIndex cuts `texts` into batches of `embed_batch_size`, so the core's "texts[i]" counts from the start of
+    # a batch; after a failure the whole list is checked again, so the error names the caller's index.
+    def get_text_embedding_batch(self, texts: list[str], show_progress: bool = False, **kwargs: Any) -> list[Embedding]:
+        try:
+            return super().get_text_embedding_batch(texts, show_progress, **kwargs)
+        except (TypeError, ValueError):
+            if (named := self._caller_error(texts)) is None:
+                raise
+            raise named from None
+
+    async def aget_text_embedding_batch(
+        self, texts: list[str], show_progress: bool = False, **kwargs: Any
+    ) -> list[Embedding]:
+        try:
+            return await super().aget_text_embedding_batch(texts, show_progress, **kwargs)
+        except (TypeError, ValueError):
+            if (named := self._caller_error(texts)) is None:
+                raise
+            raise named from None
+
+    def _caller_error(self, texts: list[str]) -> Exception | None:
+        """The first bad text's error, by its index in the caller's list (None if every text is fine)."""
+        try:
+            self._encoder.plan(check_texts(texts))
+        except (TypeError, ValueError) as error:
+            return error
+        return None

@@ -9,6 +9,8 @@ bash scripts/setup.sh main
 .venv/bin/python examples/quickstart.py "$@"
 model=$(.venv/bin/python -c 'from diffemb.testing.offline_assets import minilm_path; print(minilm_path())')
 if [ "${1:-}" = "--model" ] && [ -n "${2:-}" ]; then model="$2"; fi
+query="Who invented the air-filled tyre?"
 echo
-echo "$ diffemb search --docs examples/docs \"Who invented the air-filled tyre?\""
-.venv/bin/diffemb search --model "$model" --docs examples/docs -k 3 "Who invented the air-filled tyre?"
+# The command exactly as it runs next (with the venv active, `diffemb` is .venv/bin/diffemb).
+echo "\$ diffemb search --model $model --docs examples/docs -k 3 \"$query\""
+.venv/bin/diffemb search --model "$model" --docs examples/docs -k 3 "$query"

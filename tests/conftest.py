@@ -66,3 +66,22 @@ def tiny_bert_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_dream_encoder(tiny_dream_folder: Path) -> DiffEmbedEncoder:
     """A tiny Dream-layout encoder in fp32 on CPU, with a short window so chunking is easy to trigger."""
     return DiffEmbedEncoder.from_pretrained(tiny_dream_folder, device="cpu", dtype="float32", max_length=64)
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """A local two-CPU Ray for one test module (tests/ray, tests/hostile): starting Ray costs 15-25 s here."""
+    pytest.importorskip("ray.data")
+    import ray
+
+    # Idle workers are kept rather than killed after a second: every new worker process costs seconds of CPU
+    # importing Ray. Ray 2.60 reads Parquet footers on 32 new actor processes per read; one is plenty here.
+    keep_workers = {"idle_worker_killing_time_threshold_ms": 600_000, "num_workers_soft_limit": 8}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RAY_DATA_PARQUET_FOOTER_NUM_ACTORS", "1")
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _system_config=keep_workers)
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        try:
+            yield ray
+        finally:
+            ray.shutdown()

@@ -72,7 +72,9 @@ def runs(work: Path, minilm_folder: Path) -> dict[str, subprocess.CompletedProce
     """The two runs in their own processes, side by side: the console script, and the first search."""
     model = str(minilm_folder)
     txt = _start("embed", "--model", model, str(work / "texts.txt"), "--output", str(work / "out.npy"), script=True)
-    search = _start("search", "-m", model, "--docs", str(work / "docs"), BICYCLE_QUERY, "-k", "3", "--json")
+    cache = str(work / "cache")
+    search = _start("search", "-m", model, "--docs", str(work / "docs"), BICYCLE_QUERY, "-k", "3", "--json",
+                    "--cache-dir", cache)  # fmt: skip
     return {"search1": _finish(search), "txt": _finish(txt)}
 
 
@@ -155,11 +157,15 @@ def test_second_search_uses_the_cache(
     runs: dict, work: Path, minilm_folder: Path, minilm_encoder: DiffEmbedEncoder, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _ok(runs["search1"])  # its process wrote the cache; this run is a fresh encoder in another process
-    second = _main(capsys, "search", "-m", str(minilm_folder), "--docs", str(work / "docs"), BEES_QUERY, "--json")
+    docs, cache = str(work / "docs"), str(work / "cache")
+    argv = ("search", "-m", str(minilm_folder), "--docs", docs, BEES_QUERY, "--json", "--cache-dir", cache)
+    second = _main(capsys, *argv)
     _ok(second)
     assert json.loads(second.stdout)[0]["document"] == "honeybees.md"
-    cached = list((work / "docs" / ".diffemb-cache").glob("*.npz"))
-    assert len(cached) == 1 and cached[0].name.startswith(minilm_encoder.fingerprint + "-")
+    # One entry per document, under the encoder's fingerprint, in the cache folder (not among the documents).
+    cached = list((work / "cache").rglob("*.npz"))
+    assert len(cached) == 13 and all(minilm_encoder.fingerprint in path.parts for path in cached)
+    assert not any(path.name.startswith(".") for path in (work / "docs").iterdir())
     assert "cache hit" in second.stderr and "embedded" not in second.stderr
 
 

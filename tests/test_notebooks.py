@@ -19,7 +19,10 @@ pytest.importorskip("matplotlib")
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 NOTEBOOKS = sorted(path.name for path in EXAMPLES.glob("*.ipynb"))
 KERNEL = "python3"
-TIMEOUT_S = 600  # per cell; each notebook takes well under two minutes on two CPU cores
+TIMEOUT_S = 600  # per cell
+# Real model weights (Gemma-3-270M from the `slow` extra): minutes on two CPU cores, so only with --slow; its
+# scoring cell took 735 s on a heavily loaded two-core machine, hence three times the timeout.
+SLOW_NOTEBOOKS = {"05_diffusion_vs_autoregressive.ipynb"}
 
 
 @pytest.fixture(scope="module")
@@ -61,12 +64,17 @@ def test_notebooks_are_stored_without_outputs() -> None:
         assert "Dream-org/Dream-v0-Instruct-7B" in sources  # the one-line switch to the real model
 
 
-@pytest.mark.parametrize("name", NOTEBOOKS)
+@pytest.mark.parametrize(
+    "name", [pytest.param(name, marks=pytest.mark.slow) if name in SLOW_NOTEBOOKS else name for name in NOTEBOOKS]
+)
 def test_notebook_runs(name: str, kernel: str, examples_copy: Path) -> None:
     path = examples_copy / name
     notebook = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
-        notebook, timeout=TIMEOUT_S, kernel_name=kernel, resources={"metadata": {"path": str(examples_copy)}}
+        notebook,
+        timeout=TIMEOUT_S * (3 if name in SLOW_NOTEBOOKS else 1),
+        kernel_name=kernel,
+        resources={"metadata": {"path": str(examples_copy)}},
     )
     started = time.perf_counter()
     client.execute()  # raises CellExecutionError, naming the cell, on the first error
@@ -74,6 +82,8 @@ def test_notebook_runs(name: str, kernel: str, examples_copy: Path) -> None:
     print(f"{name}: {elapsed:.1f} s", file=sys.stderr)
     outputs = [out for cell in notebook.cells if cell.cell_type == "code" for out in cell.outputs]
     assert not [out for out in outputs if out.output_type == "error"]
+    stderr = "".join(out.get("text", "") for out in outputs if out.get("name") == "stderr")
+    assert "IProgress not found" not in stderr, "progress bars need ipywidgets (the notebooks extra)"
     if name.startswith("02_"):
         plot = examples_copy / "02_long_documents.png"
         assert plot.is_file() and plot.stat().st_size > 10_000

@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -56,9 +56,7 @@ def child_main(job_file: str) -> None:
             if task.system == "diffemb":
                 shared = shared or load_diffemb(spec)
                 budget = task.batch_tokens or shared.settings.batch_tokens
-                systems[key] = DiffembSystem(
-                    DiffEmbedEncoder(shared.backbone, replace(shared.settings, batch_tokens=budget))
-                )
+                systems[key] = DiffembSystem(shared.with_settings(batch_tokens=budget))
             else:
                 systems[key] = load_system(spec, task.system)
         system, corpus = systems[key], corpora[task.kind]

@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from diffemb import DiffEmbedEncoder
 from diffemb.testing.offline_assets import default_cache_dir, minilm_path
 
@@ -20,8 +18,8 @@ from .config import DREAM7B_SHAPE, DREAM7B_TINY_SHAPE, QWEN2_MAX_LENGTH, QWEN2_S
 @dataclass
 class ModelSpec:
     name: str
-    diffemb_path: str | None
-    """Folder diffemb loads (None: the encoder is built in memory, see `build_dream7b`)."""
+    diffemb_path: str
+    """Folder diffemb loads."""
     peer_path: str | None
     """Folder sentence-transformers, LlamaIndex and AutoModel load; None: peers are emulated on the same module."""
     max_length: int | None
@@ -63,6 +61,34 @@ def prepare_qwen2(device: str) -> ModelSpec:
     )
 
 
+def prepare_dream_shaped(name: str, device: str) -> ModelSpec:
+    """A Dream-layout checkpoint shaped like Dream-7B (``dream7b``) or a tiny stand-in (``dream7b-tiny``), with
+    seeded random weights, written once into the cache and loaded like any checkpoint (the fixture's BPE as
+    tokenizer; the embedding keeps Dream-7B's 152064 rows, so memory matches the real model's)."""
+    shape = DREAM7B_SHAPE if name == "dream7b" else DREAM7B_TINY_SHAPE
+    root = default_cache_dir() / "bench" / f"{name}-h{shape['hidden_size']}-l{shape['num_hidden_layers']}-v1"
+    if not (root / "config.json").is_file():
+        from diffemb.testing.checkpoints import save_dream_checkpoint
+
+        log(f"building the {name} benchmark checkpoint in {root} (once)")
+        root.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f"{name}-bench-", dir=root.parent))
+        save_dream_checkpoint(
+            stage, seed=0, hidden_size=shape["hidden_size"], num_layers=shape["num_hidden_layers"],
+            num_heads=shape["num_attention_heads"], num_kv_heads=shape["num_key_value_heads"],
+            intermediate_size=shape["intermediate_size"], vocab_size=shape["vocab_size"],
+            shards=8 if name == "dream7b" else 1,
+        )  # fmt: skip
+        shutil.rmtree(root, ignore_errors=True)
+        stage.rename(root)
+    return ModelSpec(
+        name, str(root), None, 4096, device,
+        "Dream-7B-shaped Dream-layout checkpoint (hidden {hidden_size}, {num_hidden_layers} layers, FFN "
+        "{intermediate_size}, {num_attention_heads}/{num_key_value_heads} heads), seeded random weights, bf16 (fp32 "
+        "on CPU), max_length 4096; tokenizer: the fixture BPE".format(**shape),
+    )  # fmt: skip
+
+
 def prepare_model(name: str, device: str) -> ModelSpec:
     if name == "minilm":
         path = str(minilm_path())
@@ -70,54 +96,11 @@ def prepare_model(name: str, device: str) -> ModelSpec:
     if name == "qwen2":
         return prepare_qwen2(device)
     if name in ("dream7b", "dream7b-tiny"):
-        shape = DREAM7B_SHAPE if name == "dream7b" else DREAM7B_TINY_SHAPE
-        return ModelSpec(
-            name, None, None, 4096, device,
-            "Dream-7B-shaped Qwen2Model (hidden {hidden_size}, {num_hidden_layers} layers, FFN {intermediate_size}, "
-            "{num_attention_heads}/{num_key_value_heads} heads), random weights, bf16 (fp32 on CPU), max_length 4096; "
-            "tokenizer: the fixture BPE".format(**shape),
-        )  # fmt: skip
+        return prepare_dream_shaped(name, device)
     raise ValueError(f"unknown model {name!r}: use minilm, qwen2 or dream7b")
 
 
-def build_dream7b(spec: ModelSpec, batch_tokens: int | None = None) -> DiffEmbedEncoder:
-    """A Dream-7B-shaped encoder with random weights, made directly on the device (no checkpoint on disk)."""
-    from transformers import Qwen2Config, Qwen2Model, Qwen2Tokenizer
-
-    from diffemb.backbones.base import Backbone
-    from diffemb.chunking import ChunkingConfig
-    from diffemb.device import attention_implementation, default_batch_tokens, resolve_dtype
-    from diffemb.profiles import DREAM
-    from diffemb.settings import EncoderSettings
-
-    device = torch.device(spec.device)
-    dtype = resolve_dtype("auto", device)
-    shape = DREAM7B_SHAPE if spec.name == "dream7b" else DREAM7B_TINY_SHAPE
-    config = Qwen2Config(
-        **shape, max_position_embeddings=131072, rms_norm_eps=1e-6, tie_word_embeddings=False,
-        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0}, use_sliding_window=False,
-    )  # fmt: skip
-    config.is_causal = False
-    torch.manual_seed(0)
-    with torch.device(device):
-        model = Qwen2Model._from_config(
-            config, dtype=dtype, attn_implementation=attention_implementation(device, dtype)
-        )
-    model.eval().requires_grad_(False)
-    tokenizer = Qwen2Tokenizer.from_pretrained(prepare_qwen2("cpu").peer_path)
-    backbone = Backbone(model=model, tokenizer=tokenizer, profile=DREAM, dimension=config.hidden_size)
-    n_params = sum(p.numel() for p in model.parameters())
-    budget = batch_tokens or default_batch_tokens(device, n_params, config.hidden_size)
-    settings = EncoderSettings(
-        model=spec.name, revision=None, adapter=None, profile=DREAM, chunking=ChunkingConfig(),
-        dtype=str(dtype).removeprefix("torch."), device=str(device), batch_tokens=int(budget), padding_side="right",
-    )  # fmt: skip
-    return DiffEmbedEncoder(backbone, settings)
-
-
 def load_diffemb(spec: ModelSpec, batch_tokens: int | None = None) -> DiffEmbedEncoder:
-    if spec.diffemb_path is None:
-        return build_dream7b(spec, batch_tokens)
     options: dict[str, Any] = {"device": spec.device, "batch_tokens": batch_tokens}
     if spec.max_length is not None:
         options["max_length"] = spec.max_length

@@ -280,7 +280,7 @@ def notes_section(results: list[ModelResult]) -> list[str]:
             "(`is_causal: false`), which sentence-transformers wraps as Transformer + Pooling(mean)."
         )
     lines.append(
-        "- Queries are embedded with `encode_queries(texts, instruction="")`, so every system embeds the bare "
+        '- Queries are embedded with `encode_queries(texts, instruction="")`, so every system embeds the bare '
         "query text; passages and long documents with `encode_documents`."
     )
     return [*lines, ""]

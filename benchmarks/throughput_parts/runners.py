@@ -9,7 +9,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -125,10 +125,7 @@ def run_sweep(result: ModelResult, encoder: DiffEmbedEncoder, args: argparse.Nam
     budgets = tuple(sorted({*SWEEP_BUDGETS["quick" if args.quick else "full"], result.default_budget}))
     reps = max(1, (args.reps or SIZES[mode(args, result.spec)]["reps"]) - 1)
     log(f"== {result.spec.name}: batch_tokens sweep {budgets}")
-    systems: dict[str, System] = {
-        str(b): DiffembSystem(DiffEmbedEncoder(encoder.backbone, replace(encoder.settings, batch_tokens=b)))
-        for b in budgets
-    }
+    systems: dict[str, System] = {str(b): DiffembSystem(encoder.with_settings(batch_tokens=b)) for b in budgets}
     counter = ForwardCounter(encoder.model)
     counters = dict.fromkeys(systems, counter)
     subsets = result.subsets
@@ -161,7 +158,6 @@ def run_split(result: ModelResult, encoder: DiffEmbedEncoder, args: argparse.Nam
 def split_one(
     encoder: DiffEmbedEncoder, counter: ForwardCounter, kind: str, texts: list[str], reps: int, device: str
 ) -> dict[str, Any]:
-    from diffemb.encoder import DEFAULT
 
     small = max(4, len(texts) // 4)
     runs: dict[str, list[float]] = {k: [] for k in ("plan", "run", "encode", "iter", "iter_small")}
@@ -178,8 +174,8 @@ def split_one(
         return out
 
     for _ in range(reps):
-        plan = timed("plan", lambda: encoder._plan(texts, "document", DEFAULT, encoder.settings.chunking))
-        timed("run", lambda plan=plan: encoder._run(plan, show_progress=False))
+        plan = timed("plan", lambda: encoder.plan(texts, "document"))
+        timed("run", lambda plan=plan: encoder.run(plan, show_progress=False))
         timed("encode", lambda: encoder.encode_documents(texts))
         timed("iter", lambda: list(encoder.encode_documents_iter(texts)))
         timed("iter_small", lambda: list(encoder.encode_documents_iter(texts, group_size=small)))

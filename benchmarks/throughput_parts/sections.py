@@ -117,9 +117,9 @@ def split_section(results: list[ModelResult]) -> list[str]:
     lines = [
         "## Tokenisation vs forward, and `encode_documents_iter`",
         "",
-        "Wall seconds, median. plan = tokenise and cut windows (`_plan`); forward = batches through the model and "
-        "pooling (`_run`); encode = `encode_documents`; iter = `list(encode_documents_iter(texts))` with the "
-        "default group_size 1024 (one group here, so nothing overlaps); iter/N = group_size N: the next group is "
+        "Wall seconds, median. plan = tokenise and cut windows (`encoder.plan`); forward = batches through the model "
+        "and pooling (`encoder.run`); encode = `encode_documents`; iter = `list(encode_documents_iter(texts))` with "
+        "the default group_size 1024 (one group here, so nothing overlaps); iter/N = group_size N: the next group is "
         "tokenised in the worker thread while the current one runs, but each group is sorted on its own (padding "
         f"waste, last column). Corpora: {subsets_note([r for r in results if r.split], ('passages', 'long'))}.",
         "",

@@ -18,6 +18,7 @@ from diffemb.backbones.base import (
     load_weights,
     quiet_transformers,
 )
+from diffemb.backbones.tokenizers import load_tokenizer
 from diffemb.profiles import DECODER_BIDIRECTIONAL, DECODER_CAUSAL, Attention
 
 
@@ -44,7 +45,6 @@ def load_decoder(info: CheckpointInfo, options: LoadOptions) -> Backbone:
     config = _config(folder)
     config.is_causal = is_causal_for(info.profile.attention)
     config.get_text_config().is_causal = config.is_causal
+    tokenizer = load_tokenizer(AutoTokenizer, folder, trust_remote_code=False)  # before the weights: fail fast
     model = load_weights(AutoModel, folder, config, options)  # type: ignore[arg-type]
-    with quiet_transformers():
-        tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
     return Backbone(model=model, tokenizer=tokenizer, info=info)

@@ -17,10 +17,12 @@ from diffemb.backbones.base import (
     Backbone,
     CheckpointInfo,
     LoadOptions,
+    build_config,
     is_causal_for,
     load_weights,
-    quiet_transformers,
+    rope_parameters,
 )
+from diffemb.backbones.tokenizers import load_tokenizer
 from diffemb.hub import read_config
 from diffemb.profiles import DREAM, Attention
 
@@ -40,10 +42,21 @@ _QWEN2_FIELDS = (
 )
 
 
+# What the upstream `DreamConfig` assumes when config.json leaves a field out (Dream-org's configuration_dream.py).
+DREAM_ROPE_THETA = 10000.0
+
+
 def qwen2_config_from_dream(raw: dict[str, Any]) -> Qwen2Config:
-    fields = {key: raw[key] for key in _QWEN2_FIELDS if key in raw}
-    rope = raw.get("rope_parameters") or {"rope_type": "default", "rope_theta": raw.get("rope_theta", 1e6)}
-    config = Qwen2Config(**fields, rope_parameters=rope, tie_word_embeddings=False, use_sliding_window=False)
+    """The stock `Qwen2Config` that computes what Dream's config.json describes (q, k, v biases included, as in
+    every Qwen2 attention); a field Qwen2 cannot honour is a ValueError rather than a silently different model."""
+    if raw.get("use_sliding_window"):
+        raise ValueError(
+            "this Dream config.json sets use_sliding_window: true; diffemb runs full bidirectional attention "
+            "only (the published Dream checkpoints have it off): set it to false or use another checkpoint"
+        )
+    fields = {key: raw[key] for key in _QWEN2_FIELDS if key in raw and raw[key] is not None}
+    rope = rope_parameters(raw, DREAM_ROPE_THETA)
+    config = build_config(Qwen2Config, fields, rope, tie_word_embeddings=False, use_sliding_window=False)
     config.architectures = ["Qwen2ForCausalLM"]
     return config
 
@@ -65,7 +78,6 @@ def load_dream(info: CheckpointInfo, options: LoadOptions) -> Backbone:
     folder = info.weights_folder
     config = qwen2_config_from_dream(read_config(folder))
     config.is_causal = is_causal_for(info.profile.attention)
-    model = load_weights(Qwen2Model, folder, config, options)
-    with quiet_transformers():
-        tokenizer = Qwen2Tokenizer.from_pretrained(str(folder))
+    tokenizer = load_tokenizer(Qwen2Tokenizer, folder)  # before the weights: a damaged file fails fast
+    model = load_weights(Qwen2Model, folder, config, options, unused_heads=("lm_head.",))
     return Backbone(model=model, tokenizer=tokenizer, info=info)

@@ -21,6 +21,7 @@ from diffemb.backbones.base import (
     load_weights,
     quiet_transformers,
 )
+from diffemb.backbones.tokenizers import load_tokenizer
 from diffemb.hub import read_config
 from diffemb.profiles import ENCODER, Attention, TextTemplate
 
@@ -72,9 +73,8 @@ def load_encoder(info: CheckpointInfo, options: LoadOptions) -> Backbone:
     folder = info.weights_folder
     with quiet_transformers():
         config = AutoConfig.from_pretrained(str(folder), trust_remote_code=False)
+    tokenizer = load_tokenizer(AutoTokenizer, folder, trust_remote_code=False)  # before the weights: fail fast
     model = load_weights(AutoModel, folder, config, options)  # type: ignore[arg-type]
-    with quiet_transformers():
-        tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
     return Backbone(model=model, tokenizer=tokenizer, info=info, explicit_positions=False)
 
 

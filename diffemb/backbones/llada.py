@@ -16,10 +16,12 @@ from diffemb.backbones.base import (
     Backbone,
     CheckpointInfo,
     LoadOptions,
+    build_config,
     is_causal_for,
     load_weights,
-    quiet_transformers,
+    rope_parameters,
 )
+from diffemb.backbones.tokenizers import load_tokenizer
 from diffemb.hub import read_config
 from diffemb.profiles import LLADA, Attention
 
@@ -52,25 +54,59 @@ def rename_llada_key(key: str) -> str:
     return key
 
 
+# What LLaDA's upstream `ModelConfig` (OLMo's) assumes when config.json leaves a field out.
+LLADA_ROPE_THETA = 10000.0
+LLADA_MLP_RATIO = 4
+# Settings of LLaDA's own code that a stock LlamaModel does not compute; the published checkpoints have them so.
+_LLAMA_SHAPED = {
+    "block_type": ("llama",),
+    "activation_type": ("silu",),
+    "layer_norm_type": ("rms",),
+    "alibi": (False, None),
+    "rope": (True, None),
+    "attention_layer_norm": (False, None),
+    "clip_qkv": (None,),
+    "input_emb_norm": (False, None),
+}
+
+
 def llama_config_from_llada(raw: dict[str, Any]) -> LlamaConfig:
+    """The stock `LlamaConfig` that computes what LLaDA's config.json describes, or a ValueError naming the field
+    a LlamaModel cannot honour (it would give other vectors than LLaDA's own code)."""
+    for name, allowed in _LLAMA_SHAPED.items():
+        if name in raw and raw[name] not in allowed:
+            raise ValueError(
+                f"this LLaDA config.json sets {name}: {raw[name]!r}, which diffemb's LLaMA-shaped runner does not "
+                f"compute (it supports {' or '.join(repr(a) for a in allowed if a is not None)}): the checkpoint "
+                "is not a LLaDA-8B-style model"
+            )
+    bias = bool(raw.get("include_bias", False))
+    if raw.get("include_qkv_bias") and not bias:
+        # LlamaConfig.attention_bias puts a bias on q, k, v and o alike; LLaDA's include_qkv_bias is q, k, v only.
+        raise ValueError(
+            "this LLaDA config.json sets include_qkv_bias: true without include_bias; a LlamaModel has biases on "
+            "all four attention projections or none: the checkpoint cannot be run by diffemb"
+        )
     heads = raw["n_heads"]
-    config = LlamaConfig(
-        vocab_size=raw.get("embedding_size") or raw["vocab_size"],
-        hidden_size=raw["d_model"],
-        intermediate_size=raw["mlp_hidden_size"],
-        num_hidden_layers=raw["n_layers"],
-        num_attention_heads=heads,
-        num_key_value_heads=raw.get("n_kv_heads") or heads,
-        max_position_embeddings=raw.get("max_sequence_length", 4096),
-        rms_norm_eps=raw.get("rms_norm_eps", 1e-5),
-        rope_parameters={"rope_type": "default", "rope_theta": raw.get("rope_theta", 500000.0)},
-        attention_bias=bool(raw.get("include_bias", False)),
-        mlp_bias=bool(raw.get("include_bias", False)),
-        tie_word_embeddings=False,
-        pad_token_id=raw.get("pad_token_id"),
-        bos_token_id=raw.get("bos_token_id"),
-        eos_token_id=raw.get("eos_token_id"),
-    )
+    d_model = raw["d_model"]
+    mlp_hidden = raw.get("mlp_hidden_size") or raw.get("mlp_ratio", LLADA_MLP_RATIO) * d_model
+    fields = {
+        "vocab_size": raw.get("embedding_size") or raw["vocab_size"],
+        "hidden_size": d_model,
+        "intermediate_size": mlp_hidden,
+        "num_hidden_layers": raw["n_layers"],
+        "num_attention_heads": heads,
+        "num_key_value_heads": raw.get("n_kv_heads") or heads,
+        "max_position_embeddings": raw.get("max_sequence_length") or 4096,
+        "rms_norm_eps": raw.get("rms_norm_eps") or 1e-5,
+        "attention_bias": bias,
+        "mlp_bias": bias,
+        "tie_word_embeddings": False,
+        "pad_token_id": raw.get("pad_token_id"),
+        "bos_token_id": raw.get("bos_token_id"),
+        "eos_token_id": raw.get("eos_token_id"),
+    }
+    config = build_config(LlamaConfig, fields, rope_parameters(raw, LLADA_ROPE_THETA))
     config.architectures = ["LlamaModel"]
     return config
 
@@ -92,7 +128,9 @@ def load_llada(info: CheckpointInfo, options: LoadOptions) -> Backbone:
     folder = info.weights_folder
     config = llama_config_from_llada(read_config(folder))
     config.is_causal = is_causal_for(info.profile.attention)
-    model = load_weights(LlamaModel, folder, config, options, key_mapping=KEY_MAPPING)
-    with quiet_transformers():
-        tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
+    tokenizer = load_tokenizer(AutoTokenizer, folder, trust_remote_code=False)  # before the weights: fail fast
+    # LLaDA's output projection (model.transformer.ff_out) is its LM head, which LlamaModel leaves out.
+    model = load_weights(
+        LlamaModel, folder, config, options, key_mapping=KEY_MAPPING, unused_heads=("model.transformer.ff_out.",)
+    )
     return Backbone(model=model, tokenizer=tokenizer, info=info, adapter_key_map=rename_llada_key)

@@ -1,4 +1,4 @@
-"""Files for the `diffemb` command line: reading texts, writing vectors atomically, the search cache.
+"""Files for the `diffemb` command line: reading texts, writing vectors atomically.
 
 Nothing here imports torch, so every input problem is found (and reported in one line) before a model loads.
 Problems are raised as `CliError` with a message that names the file, the line and the fix.
@@ -10,23 +10,35 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from diffemb.extras import require
+from diffemb.inputs import check_text
+
 INPUT_SUFFIXES = (".txt", ".jsonl", ".parquet")
 OUTPUT_SUFFIXES = (".npy", ".jsonl", ".parquet")
-DOCUMENT_SUFFIXES = (".txt", ".md")
-CACHE_FOLDER = ".diffemb-cache"
 EMBEDDING_FIELD = "embedding"
 
 
 class CliError(Exception):
     """A problem the user can fix; the command line prints it as one line, without a traceback."""
+
+
+def name_text_error(error: ValueError, where: Callable[[int], str] | str) -> Exception:
+    """The encoder's "texts[i] ..." error with `texts[i]` replaced by where the text came from (`where(i)` or
+    `where`, e.g. "line 7 of in.txt"); any other ValueError as it is."""
+    found = re.match(r"texts\[(\d+)\] (.*)", str(error), re.DOTALL)
+    if found is None:
+        return error
+    place = where if isinstance(where, str) else where(int(found.group(1)))
+    return CliError(f"{place} {found.group(2)}")
 
 
 @dataclass
@@ -75,6 +87,10 @@ def _lines(path: Path, data: bytes) -> list[str]:
 def read_records(path: Path, text_field: str = "text") -> Records:
     """Texts of a `.txt` (one per line), `.jsonl` (the `text_field` of each record) or `.parquet` file."""
     suffix = _suffix(path)
+    if path.is_dir():
+        raise CliError(
+            f"{path} is a folder: give one .txt, .jsonl or .parquet file (`diffemb search --docs` reads folders)"
+        )
     if suffix not in INPUT_SUFFIXES:
         raise CliError(f"cannot read {path}: unknown extension {suffix or '(none)'!r}; use {', '.join(INPUT_SUFFIXES)}")
     data = _read_bytes(path)
@@ -99,8 +115,10 @@ def read_records(path: Path, text_field: str = "text") -> Records:
                 raise CliError(f"row {i + 1} of {path}: field {text_field!r} is {kind}, not text")
         records = Records(path, texts, "row", table=table, digest=digest)
     for i, text in enumerate(records.texts):
-        if not text.strip():
-            raise CliError(f"{records.label(i)} of {path} is empty: remove it or give it text")
+        try:
+            check_text(text, i)  # empty, invisible-only or not valid Unicode: named before any model loads
+        except ValueError as err:
+            raise name_text_error(err, lambda index: f"{records.label(index)} of {path}") from err
     if not records.texts:
         raise CliError(f"{path} is empty: it has no texts to embed")
     return records
@@ -135,11 +153,10 @@ def _missing_field(path: Path, where: str, name: str, fields: list[str]) -> str:
 
 def _pyarrow() -> Any:
     try:
-        import pyarrow
-        import pyarrow.parquet
+        require("pyarrow.parquet", "cli", "reading or writing .parquet")  # callers use it as pa.parquet
+        return require("pyarrow", "cli", "reading or writing .parquet")
     except ImportError as err:
-        raise CliError('reading or writing .parquet needs pyarrow: pip install "diffemb[cli]"') from err
-    return pyarrow
+        raise CliError(str(err)) from err
 
 
 def _read_parquet(path: Path) -> Any:
@@ -185,13 +202,14 @@ def atomic_path(final: Path) -> Iterator[Path]:
 
 
 def write_vectors(output: Path, vectors: np.ndarray, records: Records, text_field: str) -> None:
-    """`.npy`: the (n, dimension) float32 matrix; `.jsonl`/`.parquet`: every input field plus `embedding`."""
+    """`.npy`: the (n, dimension) matrix; `.jsonl`/`.parquet`: every input field plus `embedding`. Vectors keep
+    their dtype (float32, or a compact `precision`: float16, int8/uint8 codes, packed bits)."""
     suffix = _suffix(output)
     try:
         with atomic_path(output) as temp:
             if suffix == ".npy":
                 with temp.open("wb") as handle:
-                    np.save(handle, vectors.astype(np.float32, copy=False))
+                    np.save(handle, vectors)
             elif suffix == ".jsonl":
                 _write_jsonl(temp, vectors, records, text_field)
             else:
@@ -218,7 +236,7 @@ def _write_jsonl(path: Path, vectors: np.ndarray, records: Records, text_field: 
 def _write_parquet(path: Path, vectors: np.ndarray, records: Records, text_field: str) -> None:
     pa = _pyarrow()
     dimension = vectors.shape[1]
-    flat = pa.array(vectors.astype(np.float32, copy=False).reshape(-1), type=pa.float32())
+    flat = pa.array(vectors.reshape(-1))  # the column type follows the vectors' dtype
     column = pa.FixedSizeListArray.from_arrays(flat, dimension)
     try:
         if records.table is not None:
@@ -234,120 +252,71 @@ def _write_parquet(path: Path, vectors: np.ndarray, records: Records, text_field
     pa.parquet.write_table(table.append_column(EMBEDDING_FIELD, column), path)
 
 
-# -- search: documents and their cached chunk vectors ----------------------------------------------------------
+WINDOW_FIELDS = ("document_id", "window_index", "start", "end", "token_count")
+"""`embed --chunks`: the columns of each window row, before `embedding` (`start`/`end`: its characters)."""
 
 
-@dataclass
-class Documents:
-    """The documents of a search: labels, texts, and where and under which content key their vectors cache."""
-
-    labels: list[str]
-    texts: list[str]
-    cache_folder: Path
-    cache_stem: str  # the source's name in the cache file name ("" for a folder's own cache)
-    digest: str  # sha256 over every document's bytes and name, and how texts were taken from them
-
-
-def read_documents(source: Path, text_field: str = "text") -> Documents:
-    """The .txt/.md files of a folder (one document each, sorted by path), or the texts of one file."""
-    if not source.exists():
-        raise CliError(f"cannot read {source}: no such file or folder")
-    if source.is_dir():
-        return _folder_documents(source)
-    records = read_records(source, text_field)
-    labels = [records.label(i) for i in range(len(records.texts))]
-    if records.rows is not None and all(isinstance(r.get("id"), (str, int)) for r in records.rows):
-        labels = [str(r["id"]) for r in records.rows]
-    digest = hashlib.sha256(f"{records.digest}\0{text_field}".encode()).hexdigest()
-    return Documents(labels, records.texts, source.parent / CACHE_FOLDER, f"{source.name}.", digest)
-
-
-def _folder_documents(folder: Path) -> Documents:
-    files = sorted(
-        path
-        for path in folder.rglob("*")
-        if path.suffix.lower() in DOCUMENT_SUFFIXES
-        and path.is_file()
-        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
-    )
-    if not files:
-        raise CliError(f"{folder} has no .txt or .md files to search")
-    digest = hashlib.sha256()
-    labels, texts = [], []
-    for path in files:
-        data = _read_bytes(path)
-        text = _decode(path, data)
-        if not text.strip():
-            raise CliError(f"{path} is empty: remove it or give it text")
-        label = path.relative_to(folder).as_posix()
-        digest.update(f"{label}\0{len(data)}\0".encode())
-        digest.update(data)
-        labels.append(label)
-        texts.append(text)
-    return Documents(labels, texts, folder / CACHE_FOLDER, "", digest.hexdigest())
+def document_ids(records: Records, id_field: str | None) -> list[Any]:
+    """Per text, its id for `embed --chunks`: the `id_field` of its record, or its 0-based position."""
+    if id_field is None:
+        return list(range(len(records.texts)))
+    if records.rows is None and records.table is None:
+        raise CliError(f"--id-field does not apply to {records.path}: a .txt file has no fields (ids are line numbers)")
+    if records.rows is not None:
+        ids = [row.get(id_field) for row in records.rows]
+    else:
+        if id_field not in records.table.column_names:
+            raise CliError(_missing_field(records.path, "it", id_field, records.table.column_names))
+        ids = records.table.column(id_field).to_pylist()
+    for i, value in enumerate(ids):
+        if value is None:
+            raise CliError(f"{records.label(i)} of {records.path} has no {id_field!r} value: every text needs an id")
+    seen: dict[Any, int] = {}
+    for i, value in enumerate(ids):
+        if value in seen:
+            raise CliError(
+                f"{records.label(i)} of {records.path} repeats the id {value!r} of {records.label(seen[value])}: "
+                f"ids in {id_field!r} must be unique"
+            )
+        seen[value] = i
+    return ids
 
 
-@dataclass
-class ChunkIndex:
-    """Every document's chunk vectors in one matrix: document i owns rows `offsets[i]:offsets[i + 1]`."""
-
-    vectors: np.ndarray  # (chunks, dimension) float32
-    spans: np.ndarray  # (chunks, 2) int64 character spans in the document's text
-    offsets: np.ndarray  # (documents + 1,) int64
-
-    @classmethod
-    def from_chunks(cls, chunks: list[Any]) -> ChunkIndex:
-        counts = [len(c.spans) for c in chunks]
-        return cls(
-            np.concatenate([c.vectors for c in chunks]).astype(np.float32),
-            np.asarray([span for c in chunks for span in c.spans], dtype=np.int64).reshape(-1, 2),
-            np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-        )
-
-    def scores(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per document, the best chunk's score (max-sim) and that chunk's row."""
-        chunk_scores = self.vectors @ query.astype(np.float32)
-        starts = self.offsets[:-1]
-        best = np.maximum.reduceat(chunk_scores, starts)
-        rows = np.array([s + int(np.argmax(chunk_scores[s:e])) for s, e in zip(starts, self.offsets[1:], strict=True)])
-        return best, rows
+def check_window_output(output: Path, source: Path) -> str:
+    """`check_output` for `embed --chunks`, which writes rows of several fields: `.jsonl` or `.parquet` only."""
+    suffix = check_output(output, source)
+    if suffix == ".npy":
+        raise CliError(f"cannot write window vectors to {output}: .npy holds one vector per text; use .jsonl/.parquet")
+    return suffix
 
 
-def cache_file(documents: Documents, fingerprint: str) -> Path:
-    return documents.cache_folder / f"{documents.cache_stem}{fingerprint}-{documents.digest[:16]}.npz"
-
-
-def load_cache(path: Path, n_documents: int) -> ChunkIndex | None:
-    """The cached index, or None when there is none or it does not fit (a broken file is rebuilt)."""
-    if not path.is_file():
-        return None
+def write_window_vectors(output: Path, ids: list[Any], chunks: list[Any]) -> int:
+    """`embed --chunks`: one row per window (`WINDOW_FIELDS` + `embedding`) in `.jsonl` or `.parquet` (checked by
+    `check_window_output`); returns how many rows. `chunks` are the core's `DocumentChunks`, one per id."""
+    suffix = _suffix(output)
+    columns: dict[str, list[Any]] = {name: [] for name in WINDOW_FIELDS}
+    for document_id, doc_chunks in zip(ids, chunks, strict=True):
+        for index, ((start, end), tokens) in enumerate(zip(doc_chunks.spans, doc_chunks.token_counts, strict=True)):
+            for name, value in zip(WINDOW_FIELDS, (document_id, index, start, end, tokens), strict=True):
+                columns[name].append(value)
+    vectors = np.concatenate([c.vectors for c in chunks])  # float32, or the dtype of a compact precision
     try:
-        with np.load(path, allow_pickle=False) as data:
-            index = ChunkIndex(data["vectors"], data["spans"], data["offsets"])
-    except (OSError, ValueError, KeyError):
-        return None
-    if len(index.offsets) != n_documents + 1 or int(index.offsets[-1]) != len(index.vectors):
-        return None
-    return index
-
-
-def save_cache(path: Path, index: ChunkIndex) -> str | None:
-    """Write the index atomically and drop older caches of the same source; a warning text if it failed."""
-    try:
-        path.parent.mkdir(exist_ok=True)
-        with atomic_path(path) as temp, temp.open("wb") as handle:
-            np.savez(handle, vectors=index.vectors, spans=index.spans, offsets=index.offsets)
-        prefix = path.name[: path.name.rindex("-") + 1]  # same source, same encoder, older contents
-        for old in path.parent.glob(f"{glob_escape(prefix)}*.npz"):
-            if old != path:
-                old.unlink(missing_ok=True)
+        with atomic_path(output) as temp:
+            if suffix == ".jsonl":
+                with temp.open("w", encoding="utf-8") as handle:
+                    for i, vector in enumerate(vectors):
+                        row = {name: columns[name][i] for name in WINDOW_FIELDS}
+                        handle.write(json.dumps({**row, EMBEDDING_FIELD: vector.tolist()}, default=str) + "\n")
+            else:
+                pa = _pyarrow()
+                flat = pa.array(vectors.reshape(-1))
+                table = pa.table(columns).append_column(
+                    EMBEDDING_FIELD, pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1])
+                )
+                pa.parquet.write_table(table, temp)
     except OSError as err:
-        return f"could not cache vectors in {path.parent}: {err.strerror or err}"
-    return None
-
-
-def glob_escape(text: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[]" else c for c in text)
+        raise CliError(f"cannot write {output}: {err.strerror or err}") from err
+    return len(vectors)
 
 
 def _one_line(error: BaseException) -> str:

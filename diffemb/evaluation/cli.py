@@ -104,10 +104,45 @@ def run_eval(args: argparse.Namespace) -> int:
         return 1
 
 
+def check_task_names(tasks: str) -> None:
+    """Every name is an offline task (or one length of a synthetic one), a suite or an mteb task; an unknown name
+    is a ValueError listing the known ones, before any model loads (mteb lists its tasks without the hub; it is
+    imported the way the hub tasks will need it)."""
+    import difflib
+
+    from diffemb.evaluation.mteb_suites import SUITES, import_mteb_auto
+    from diffemb.evaluation.offline import OFFLINE_TASKS
+    from diffemb.evaluation.runner import parse_task_names
+
+    synthetic = ("local-passkey", "local-needle", "local-needle-name-number", "local-needle-paraphrase")
+    mteb_names: list[str] | None = None
+    for name in parse_task_names(tasks):
+        family, _, tail = name.rpartition("-")
+        if name in OFFLINE_TASKS or name in SUITES or (family in synthetic and tail.isdigit()):
+            continue
+        if not name.startswith("local-"):
+            if mteb_names is None:
+                try:
+                    mteb_names = [task.metadata.name for task in import_mteb_auto().get_tasks()]
+                except ImportError:
+                    return  # without mteb the hub tasks fail later with the install command
+            if name in mteb_names:
+                continue
+        ours = [*OFFLINE_TASKS, *SUITES]
+        close = difflib.get_close_matches(name, ours + (mteb_names or []), n=3, cutoff=0.6)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ValueError(
+            f"unknown task {name!r}{hint}. Known: {', '.join(ours)}, one length of a synthetic task "
+            "(local-passkey-4096), or an mteb task name (`python -c \"import mteb; print(mteb.get_tasks())\"`)"
+        )
+
+
 def _run(args: argparse.Namespace) -> int:
     import warnings
 
     from diffemb.evaluation.runner import evaluate
+
+    check_task_names(args.tasks)
 
     load = {"device": args.device, "dtype": args.dtype}
     for name in ("max_length", "batch_tokens"):

@@ -34,6 +34,7 @@ import numpy as np
 
 from diffemb.chunking import ChunkingConfig, DocumentChunks, aggregate, l2_normalize
 from diffemb.encoder import DEFAULT
+from diffemb.similarity import cosine_scores, maxsim_scores
 
 SINGLE_VECTOR_MODES: tuple[str, ...] = ("first", "mean", "max", "late")
 MULTI_VECTOR_MODES: tuple[str, ...] = ("maxsim", "norm-mean")
@@ -218,21 +219,25 @@ class Session:
 
 
 def score_matrix(queries: np.ndarray, documents: np.ndarray | list[DocumentChunks], mode: str) -> np.ndarray:
-    """(Q, D) float64 cosine scores for unit query vectors against one mode's document representation."""
+    """(Q, D) float64 cosine scores for query vectors against one mode's document representation."""
     q = np.asarray(queries, dtype=np.float64)
     if mode in SINGLE_VECTOR_MODES:
-        return q @ np.asarray(documents, dtype=np.float64).T
+        return cosine_scores(q, np.asarray(documents, dtype=np.float64))
     chunks = documents
     assert isinstance(chunks, list)
     if mode == "norm-mean":
-        weights = [np.asarray(c.token_counts, dtype=np.float64) for c in chunks]
-        means = np.stack(
-            [(w[:, None] * c.vectors.astype(np.float64)).sum(0) / w.sum() for c, w in zip(chunks, weights, strict=True)]
-        )
-        means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
-        return q @ means.T
+        return cosine_scores(q, token_weighted_means(chunks))
     if mode == "maxsim":
-        flat = np.concatenate([c.vectors for c in chunks]).astype(np.float64)
-        starts = np.cumsum([0] + [len(c) for c in chunks[:-1]])
-        return np.maximum.reduceat(q @ flat.T, starts, axis=1)
+        return maxsim_scores(q, [c.vectors for c in chunks])[0]
     raise ValueError(f"unknown document mode {mode!r}")
+
+
+def token_weighted_means(chunks: Sequence[DocumentChunks]) -> np.ndarray:
+    """(D, dim) float64: each document's window vectors averaged with their token counts as weights (the
+    ``norm-mean`` representation, before normalisation)."""
+    means = [
+        (np.asarray(c.token_counts, dtype=np.float64)[:, None] * c.vectors.astype(np.float64)).sum(0)
+        / float(np.sum(c.token_counts))
+        for c in chunks
+    ]
+    return np.stack(means) if means else np.zeros((0, 0))

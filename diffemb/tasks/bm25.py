@@ -11,17 +11,12 @@ from typing import Any
 
 import numpy as np
 
+from diffemb.extras import require
 from diffemb.tasks.base import RetrievalTask
-
-_INSTALL_HINT = 'pip install "diffemb[eval]"  (needs bm25s==0.3.16)'
 
 
 def _import_bm25s() -> Any:
-    try:
-        import bm25s
-    except ImportError as err:  # pragma: no cover - exercised only without the extra
-        raise ImportError(f"the BM25 floor needs the bm25s package: {_INSTALL_HINT}") from err
-    return bm25s
+    return require("bm25s", "eval", "the BM25 floor (tested with bm25s==0.3.16)")
 
 
 def bm25_scores(

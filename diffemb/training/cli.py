@@ -10,8 +10,10 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from diffemb.cli.args import non_negative_int, positive_int
 from diffemb.training.recipes import RECIPES
 
 _DESCRIPTION = """\
@@ -20,6 +22,34 @@ in-batch + hard-negative InfoNCE (cosine x 20). DATA is a JSONL file with one {"
 "negatives"?, "instruction"?} object per line (or a hub dataset name where the hub is reachable). OUTPUT
 receives the adapter and diffemb.json; load it with
 DiffEmbedEncoder.from_pretrained(MODEL, adapter=OUTPUT). Unset hyper-parameters come from --recipe."""
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text}")
+    return value
+
+
+def check_paths(args: argparse.Namespace) -> str | None:
+    """What is wrong with --output or the data files, found before anything loads (None: nothing)."""
+    output = Path(args.output)
+    if output.exists() and not output.is_dir():
+        return f"the output {output} is a file: --output names a folder for the adapter (it is created)"
+    if output.parent.exists() and not output.parent.is_dir():
+        return f"cannot create {output}: {output.parent} is a file"
+    for name in ("data", "eval_data"):
+        value = getattr(args, name)
+        if value is not None and Path(value).exists() and Path(value).is_dir():
+            return f"--{name.replace('_', '-')} {value} is a folder: pass a JSONL file with one pair per line"
+    return None
 
 
 def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -44,24 +74,26 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     parser.add_argument("--attention", choices=["bidirectional", "causal"],
                         help="override the family's attention (e.g. a decoder trained bidirectionally)")  # fmt: skip
     parser.add_argument("--pooling", choices=["mean", "last", "cls"], help="override the family's pooling")
-    parser.add_argument("--max-steps", type=int, help="optimiser steps (default: one epoch, capped by the recipe)")
-    parser.add_argument("--epochs", type=int, help="passes over the data before the step cap")
-    parser.add_argument("--batch-size", type=int, help="pairs per step (in-batch negatives)")
-    parser.add_argument("--lora-r", type=int, help="LoRA rank")
-    parser.add_argument("--lora-alpha", type=int, help="LoRA alpha (scale = alpha / r; default: 2 x --lora-r)")
-    parser.add_argument("--lora-dropout", type=float, help="dropout on the LoRA input")
-    parser.add_argument("--lr", type=float, help="peak learning rate")
-    parser.add_argument("--warmup-steps", type=int, help="learning-rate warm-up steps")
-    parser.add_argument("--grad-accum", type=int, help="gradient accumulation steps")
+    parser.add_argument("--max-steps", type=positive_int,
+                        help="optimiser steps (default: one epoch, capped by the recipe)")  # fmt: skip
+    parser.add_argument("--epochs", type=positive_int, help="passes over the data before the step cap")
+    parser.add_argument("--batch-size", type=positive_int, help="pairs per step (in-batch negatives)")
+    parser.add_argument("--lora-r", type=positive_int, help="LoRA rank")
+    parser.add_argument("--lora-alpha", type=positive_int, help="LoRA alpha (scale = alpha / r; default: 2 x --lora-r)")
+    parser.add_argument("--lora-dropout", type=fraction, help="dropout on the LoRA input")
+    parser.add_argument("--lr", type=positive_float, help="peak learning rate")
+    parser.add_argument("--warmup-steps", type=non_negative_int, help="learning-rate warm-up steps")
+    parser.add_argument("--grad-accum", type=positive_int, help="gradient accumulation steps")
     parser.add_argument("--instruction", help='query instruction ("" for none; default: the recipe\'s)')
-    parser.add_argument("--max-query-length", type=int, help="query tokens in training, template included")
-    parser.add_argument("--max-document-length", type=int, help="document tokens in training, template included")
-    parser.add_argument("--hard-negatives", type=int, help="hard negatives per row used in the loss")
-    parser.add_argument("--eval-fraction", type=float, help="share of pairs held out for evaluation (0: none)")
+    parser.add_argument("--max-query-length", type=positive_int, help="query tokens in training, template included")
+    parser.add_argument("--max-document-length", type=positive_int,
+                        help="document tokens in training, template included")  # fmt: skip
+    parser.add_argument("--hard-negatives", type=non_negative_int, help="hard negatives per row used in the loss")
+    parser.add_argument("--eval-fraction", type=fraction, help="share of pairs held out for evaluation (0: none)")
     parser.add_argument("--eval-data", help="JSONL file of held-out pairs (instead of --eval-fraction)")
-    parser.add_argument("--eval-steps", type=int, help="evaluate on the held-out pairs every N steps")
-    parser.add_argument("--save-steps", type=int, help="write a resumable checkpoint every N steps")
-    parser.add_argument("--mini-batch-size", type=int, default=32,
+    parser.add_argument("--eval-steps", type=positive_int, help="evaluate on the held-out pairs every N steps")
+    parser.add_argument("--save-steps", type=positive_int, help="write a resumable checkpoint every N steps")
+    parser.add_argument("--mini-batch-size", type=positive_int, default=32,
                         help="larger batches use the cached (GradCache) loss in chunks of this size")  # fmt: skip
     parser.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=None,
                         help="recompute activations in the backward pass (default: on CUDA only)")  # fmt: skip
@@ -80,11 +112,15 @@ def run_train(args: argparse.Namespace) -> int:
     """Run one training from parsed arguments; prints a summary. Returns the exit status."""
     from diffemb.training.data import DataError
 
+    problem = check_paths(args)
+    if problem is not None:
+        print(f"diffemb train: error: {problem}", file=sys.stderr)
+        return 2
     _configure_logging()
     try:
         from diffemb.training.train import train
     except ImportError as err:
-        print(f'diffemb train: error: {err} (pip install "diffemb[train]")', file=sys.stderr)
+        print(f"diffemb train: error: {err}", file=sys.stderr)  # names the extra: diffemb.extras.require
         return 2
     try:
         result = train(

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from diffemb.extras import require
+
 if TYPE_CHECKING:
     from datasets import Dataset
 
@@ -54,21 +56,29 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[Pair]:
     path = Path(path)
     pairs: list[Pair] = []
     errors: list[str] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"line {number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                errors.append(f"{where}: not valid JSON ({err.msg} at column {err.colno})")
-                continue
-            pair, problems = parse_row(row, where)
-            if problems:
-                errors.extend(f"{where}: {problem}" for problem in problems)
-            elif pair is not None:
-                pairs.append(pair)
+    try:
+        content = path.read_bytes()
+    except OSError as err:
+        raise DataError(f"cannot read {path}: {err.strerror or err}") from err
+    for number, raw in enumerate(content.split(b"\n"), start=1):
+        where = f"line {number}"
+        try:
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as err:
+            errors.append(f"{where}: not UTF-8 text (bad byte at column {err.start + 1}); save the file as UTF-8")
+            continue
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            errors.append(f"{where}: not valid JSON ({err.msg} at column {err.colno})")
+            continue
+        pair, problems = parse_row(row, where)
+        if problems:
+            errors.extend(f"{where}: {problem}" for problem in problems)
+        elif pair is not None:
+            pairs.append(pair)
     _raise_if(errors, str(path))
     if not pairs:
         raise DataError(f"{path} holds no rows: write one JSON object per line with 'query' and 'positive'")
@@ -194,10 +204,7 @@ def _load_hub(name: str, split: str) -> list[Pair]:
             f"{name!r} is not a local file and the Hugging Face hub is offline (HF_HUB_OFFLINE=1): "
             "pass a JSONL file of pairs instead"
         )
-    try:
-        from datasets import load_dataset
-    except ImportError as err:
-        raise ImportError('loading hub datasets needs `datasets`: pip install "diffemb[train]"') from err
+    load_dataset = require("datasets", "train", "loading a hub dataset").load_dataset
     try:
         dataset = load_dataset(name, split=split)
     except Exception as err:  # network errors, missing datasets and gated ones all end here
@@ -298,6 +305,29 @@ def _groups_by_shared_text(pairs: Sequence[Pair]) -> list[list[Pair]]:
     return list(groups.values())
 
 
+def check_contrast(train_pairs: Sequence[Pair], batch_size: int, hard_negatives: int) -> None:
+    """Refuse a run whose loss is zero by construction: a step with one pair and no negative has one candidate,
+    so InfoNCE is 0, the LoRA weights never move and the saved adapter would do nothing."""
+    in_batch = min(batch_size, len(train_pairs))
+    negatives = min(max(hard_negatives, 0), max((len(p.negatives) for p in train_pairs), default=0))
+    if in_batch < 2 and negatives == 0:
+        raise DataError(
+            f"nothing to contrast: every training step holds one pair ({len(train_pairs)} training pair(s), batch "
+            f"size {batch_size}) and no hard negative, so the loss is 0 and the adapter would learn nothing; use a "
+            "batch size of 2 or more with at least 2 training pairs (lower --eval-fraction), or give rows 'negatives'"
+        )
+
+
+def check_loss_moved(losses: Sequence[tuple[int, float]]) -> None:
+    """After training: a loss that was 0 at every logged step means nothing was learned; fail instead of saving
+    an adapter that changes nothing."""
+    if losses and all(value == 0.0 for _, value in losses):
+        raise DataError(
+            f"the training loss was 0 at every logged step (steps {losses[0][0]}..{losses[-1][0]}): no batch had a "
+            "second candidate to contrast, so no adapter was saved; use a larger batch or rows with 'negatives'"
+        )
+
+
 def negative_columns(count: int) -> list[str]:
     return [f"negative_{i + 1}" for i in range(count)]
 
@@ -309,7 +339,7 @@ def to_dataset(pairs: Sequence[Pair], hard_negatives: int, seed: int) -> tuple[D
     rows with more are cut to their first k, rows with fewer are topped up with other rows' positives (random
     negatives, never the row's own positive). Both counts are logged and returned.
     """
-    from datasets import Dataset
+    datasets = require("datasets", "train", "diffemb train")
 
     k = min(max(hard_negatives, 0), max((len(p.negatives) for p in pairs), default=0))
     rng = random.Random(seed)
@@ -340,4 +370,5 @@ def to_dataset(pairs: Sequence[Pair], hard_negatives: int, seed: int) -> tuple[D
         logger.info("hard negatives: %d slots of rows with fewer than %d were filled with other rows' positives",
                     filled, k)  # fmt: skip
     columns[INSTRUCTION_COLUMN] = instructions
-    return Dataset.from_dict(columns), {"negatives_per_row": k, "negatives_cut": cut, "negatives_filled": filled}
+    dataset: Dataset = datasets.Dataset.from_dict(columns)
+    return dataset, {"negatives_per_row": k, "negatives_cut": cut, "negatives_filled": filled}

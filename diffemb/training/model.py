@@ -20,15 +20,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from sentence_transformers.base.modules.input_module import InputModule
-from sentence_transformers.sentence_transformer.data_collator import SentenceTransformerDataCollator
 
-from diffemb.chunking import ChunkingConfig
-from diffemb.encoder import DiffEmbedEncoder
-from diffemb.forward import pad_rows
-from diffemb.pooling import pool
-from diffemb.rows import plan_rows
-from diffemb.training.data import INSTRUCTION_COLUMN
+from diffemb.extras import require
+
+require("sentence_transformers", "train", "DiffEmbedModule (training)")
+
+from sentence_transformers.base.modules.input_module import InputModule  # noqa: E402
+from sentence_transformers.sentence_transformer.data_collator import SentenceTransformerDataCollator  # noqa: E402
+
+from diffemb.chunking import ChunkingConfig  # noqa: E402
+from diffemb.encoder import DiffEmbedEncoder  # noqa: E402
+from diffemb.forward import pad_rows  # noqa: E402
+from diffemb.pooling import pool  # noqa: E402
+from diffemb.rows import plan_rows  # noqa: E402
+from diffemb.training.data import INSTRUCTION_COLUMN  # noqa: E402
+from diffemb.training.output import save_adapter  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -175,8 +181,6 @@ class DiffEmbedModule(InputModule):
     def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
         """The LoRA adapter (PEFT files) and `diffemb.json`: what `DiffEmbedEncoder.from_pretrained(base,
         adapter=output_path)` loads. The base weights are never written."""
-        from diffemb.training.train import save_adapter
-
         save_adapter(self, output_path)
 
 

@@ -76,6 +76,7 @@ class Recipe:
         unknown = set(given) - set(self.__dataclass_fields__)
         if unknown:
             raise TypeError(f"unknown recipe fields {sorted(unknown)}")
+        check_overrides(given)
         sources = dict(self.sources)
         sources.update(dict.fromkeys(given, "user"))
         return replace(self, **given, sources=MappingProxyType(sources))
@@ -85,6 +86,27 @@ class Recipe:
         data = {name: getattr(self, name) for name in self.__dataclass_fields__}
         data["sources"] = dict(self.sources)
         return data
+
+
+# Checked up front (train() and `diffemb train`): a 0 batch divides by zero, a negative step count reaches the
+# trainer as "warmup_steps = -1", a step count of 0 used to mean "one epoch".
+POSITIVE_FIELDS = (
+    "lora_r", "lora_alpha", "batch_size", "gradient_accumulation_steps", "epochs", "max_steps", "max_query_length",
+    "max_document_length", "learning_rate", "loss_scale",
+)  # fmt: skip
+NON_NEGATIVE_FIELDS = ("warmup_steps", "hard_negatives", "train_samples")
+
+
+def check_overrides(given: Mapping[str, Any]) -> None:
+    """A ValueError naming the first recipe value out of range (positive counts and rates, fractions in [0, 1))."""
+    for name, value in given.items():
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if name in POSITIVE_FIELDS and (not number or value <= 0):
+            raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if name in NON_NEGATIVE_FIELDS and (not number or value < 0):
+            raise ValueError(f"{name} must be zero or more, got {value!r}")
+        if name in ("eval_fraction", "lora_dropout") and (not number or not 0 <= value < 1):
+            raise ValueError(f"{name} must be in [0, 1), got {value!r}")
 
 
 def _sources(paper: tuple[str, ...], authors: tuple[str, ...], diffemb: tuple[str, ...]) -> Mapping[str, str]:

@@ -15,7 +15,6 @@ last one.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -29,21 +28,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from sentence_transformers.base.evaluation.evaluator import BaseEvaluator
 
-from diffemb.encoder import ADAPTER_SETTINGS_FILE, DiffEmbedEncoder
-from diffemb.encoder import DEFAULT as DEFAULT_INSTRUCTION
-from diffemb.profiles import Attention, Pooling
-from diffemb.training.data import INSTRUCTION_COLUMN, Pair, load_pairs, split_pairs, to_dataset
-from diffemb.training.recipes import AUTHORS_CONFIGS, BERT_TARGETS, DECODER_TARGETS, PAPER, Recipe, get_recipe
+from diffemb.extras import require
+
+# Every package of the training extra, checked before anything else: a missing one names the extra to install.
+for _package in ("sentence_transformers", "datasets", "accelerate"):
+    require(_package, "train", "diffemb train")
+
+from diffemb.adapter_settings import read_adapter_record  # noqa: E402
+from diffemb.encoder import DiffEmbedEncoder  # noqa: E402
+from diffemb.profiles import Attention, Pooling  # noqa: E402
+from diffemb.training.data import check_contrast, check_loss_moved, load_pairs, split_pairs, to_dataset  # noqa: E402
+from diffemb.training.evaluator import HeldOutEvaluator, retrieval_metrics  # noqa: E402
+from diffemb.training.model import DiffEmbedCollator, DiffEmbedModule  # noqa: E402
+from diffemb.training.output import CHECKPOINTS_DIR, check_output, save_adapter, trainer_class  # noqa: E402
+from diffemb.training.recipes import (  # noqa: E402
+    AUTHORS_CONFIGS,
+    BERT_TARGETS,
+    DECODER_TARGETS,
+    PAPER,
+    Recipe,
+    get_recipe,
+)
+
+__all__ = ["DEFAULT", "HeldOutEvaluator", "TrainResult", "retrieval_metrics", "target_modules_for", "train"]
 
 logger = logging.getLogger(__name__)
-
-CHECKPOINTS_DIR = "checkpoints"
-SETTINGS_FORMAT = 1
-_ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", ADAPTER_SETTINGS_FILE)
 
 
 class _Default:
@@ -89,163 +100,6 @@ def target_modules_for(model: torch.nn.Module) -> list[str]:
     if not names:
         raise ValueError(f"{type(model).__name__} has no linear layers for a LoRA adapter")
     return sorted(names)
-
-
-# -- held-out evaluation -----------------------------------------------------------------------------------
-
-
-class HeldOutEvaluator(BaseEvaluator):  # type: ignore[misc]
-    """Retrieval over held-out pairs, embedded by the `DiffEmbedEncoder` itself (the LoRA, still unmerged, is
-    live in its backbone): each query against every held-out positive and negative.
-
-    Metrics: accuracy@1, MRR@10 and nDCG@10 (one relevant document per query); the primary one is accuracy@1.
-    """
-
-    def __init__(self, encoder: DiffEmbedEncoder, pairs: Sequence[Pair], name: str = "heldout") -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.name = name
-        self.primary_metric = "accuracy@1"
-        self.queries = [pair.query for pair in pairs]
-        self.instructions = [pair.instruction for pair in pairs]
-        corpus: dict[str, int] = {}
-        for pair in pairs:
-            for text in (pair.positive, *pair.negatives):
-                corpus.setdefault(text, len(corpus))
-        self.corpus = list(corpus)
-        self.relevant = np.array([corpus[pair.positive] for pair in pairs])
-
-    def scores(self) -> np.ndarray:
-        """(queries, corpus) cosine similarities under the encoder's current weights."""
-        encoder = self.encoder
-        queries = np.zeros((len(self.queries), encoder.dimension), dtype=np.float32)
-        for instruction in dict.fromkeys(self.instructions):
-            rows = [i for i, value in enumerate(self.instructions) if value == instruction]
-            chosen = DEFAULT_INSTRUCTION if instruction is None else instruction
-            vectors = encoder.encode([self.queries[i] for i in rows], role="query", instruction=chosen)
-            queries[rows] = vectors
-        documents = encoder.encode_documents(self.corpus)
-        return _cosine(queries, documents)
-
-    def compute(self) -> dict[str, float]:
-        model = self.encoder.model
-        was_training = model.training
-        model.eval()
-        try:
-            scores = self.scores()
-        finally:
-            model.train(was_training)
-        return retrieval_metrics(scores, self.relevant)
-
-    def __call__(self, model: Any = None, output_path: str | None = None, epoch: int = -1, steps: int = -1) -> dict:
-        metrics = self.compute()
-        logger.info("held-out retrieval at step %d: %s", steps, metrics)
-        return self.prefix_name_to_metrics(metrics, self.name)
-
-
-def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
-    return a @ b.T
-
-
-def retrieval_metrics(scores: np.ndarray, relevant: np.ndarray) -> dict[str, float]:
-    """accuracy@1, MRR@10 and nDCG@10 for one relevant document per query (ties count against the query)."""
-    own = scores[np.arange(len(relevant)), relevant][:, None]
-    rank = (scores > own).sum(axis=1) + (scores == own).sum(axis=1)  # 1-based, pessimistic on ties
-    within = rank <= 10
-    return {
-        "accuracy@1": float((rank == 1).mean()),
-        "mrr@10": float(np.where(within, 1.0 / rank, 0.0).mean()),
-        "ndcg@10": float(np.where(within, 1.0 / np.log2(rank + 1), 0.0).mean()),
-    }
-
-
-# -- saving and resuming -----------------------------------------------------------------------------------
-
-
-def encoder_settings(module: Any) -> dict[str, Any]:
-    """The "encoder" block of `diffemb.json`: the profile fields `DiffEmbedEncoder.from_pretrained` applies.
-
-    A missing instruction is written as "" (explicitly none) so that loading cannot fall back to a default.
-    """
-    profile = module.profile
-    return {
-        "attention": profile.attention,
-        "pooling": profile.pooling,
-        "max_length": int(profile.max_length),
-        "query_instruction": profile.query_instruction or "",
-        "document_instruction": profile.document_instruction or "",
-        "exclude_instruction": bool(profile.exclude_instruction),
-        "normalize": bool(profile.normalize),
-    }
-
-
-def save_adapter(module: Any, folder: str | os.PathLike[str]) -> Path:
-    """Write the module's LoRA adapter (PEFT layout) and `diffemb.json` into `folder`."""
-    from peft import PeftModel
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    peft_model = module.model
-    if not isinstance(peft_model, PeftModel):
-        raise TypeError("this DiffEmbedModule holds no LoRA adapter to save (its model is not a PeftModel)")
-    card = folder / "README.md"
-    had_card = card.exists()
-    # No embedding layers (LoRA touches none) and so no look-up of the base model's config on the hub.
-    peft_model.save_pretrained(str(folder), save_embedding_layers=False)
-    if not had_card:
-        card.unlink(missing_ok=True)  # PEFT's generic model card; diffemb.json describes the adapter
-    settings = {**module.training_info, "encoder": encoder_settings(module)}
-    (folder / ADAPTER_SETTINGS_FILE).write_text(json.dumps(settings, indent=2, default=str) + "\n", "utf-8")
-    return folder
-
-
-def _trainer_class() -> type:
-    from sentence_transformers.sentence_transformer.trainer import SentenceTransformerTrainer
-    from transformers.trainer import TRAINING_ARGS_NAME
-
-    class DiffEmbedTrainer(SentenceTransformerTrainer):  # type: ignore[misc]
-        """Checkpoints hold the adapter only (plus the trainer's optimiser and scheduler state)."""
-
-        module: Any = None
-
-        def add_model_card_callback(self, default_args_dict: dict[str, Any]) -> None:
-            """No model card: the output is an adapter described by diffemb.json, not a sentence-transformers
-            folder (and the card's widget examples would embed part of the data at start-up)."""
-
-        def _save(self, output_dir: str | None = None, state_dict: Any = None) -> None:
-            target = str(output_dir if output_dir is not None else self.args.output_dir)
-            save_adapter(self.module, target)
-            torch.save(self.args, os.path.join(target, TRAINING_ARGS_NAME))
-
-        def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
-            from peft.utils import load_peft_weights, set_peft_model_state_dict
-
-            device = str(next(self.module.model.parameters()).device)
-            weights = load_peft_weights(resume_from_checkpoint, device=device)
-            result = set_peft_model_state_dict(self.module.model, weights)
-            unexpected = getattr(result, "unexpected_keys", [])
-            if unexpected:
-                raise ValueError(f"checkpoint {resume_from_checkpoint} does not fit this model: {unexpected[:3]}")
-            logger.info("resumed the adapter from %s", resume_from_checkpoint)
-
-        def get_batch_sampler(self, dataset: Any, batch_size: int, drop_last: bool, valid_label_columns: Any = None,
-                              generator: Any = None, seed: int = 0) -> Any:  # fmt: skip
-            # The instruction column is metadata: many rows share one, which must not keep them out of a batch.
-            ignored = [*(valid_label_columns or []), INSTRUCTION_COLUMN]
-            return super().get_batch_sampler(dataset, batch_size, drop_last, ignored, generator, seed)
-
-    return DiffEmbedTrainer
-
-
-def last_checkpoint(folder: Path) -> Path | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    if not folder.is_dir():
-        return None
-    found = get_last_checkpoint(str(folder))
-    return Path(found) if found else None
 
 
 # -- the recipe --------------------------------------------------------------------------------------------
@@ -319,8 +173,6 @@ def train(
     from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
     from transformers import set_seed
 
-    from diffemb.training.model import DiffEmbedCollator, DiffEmbedModule
-
     base = get_recipe(recipe) if isinstance(recipe, str) else recipe
     if lora_r is not None and lora_alpha is None:
         lora_alpha = 2 * lora_r  # the paper's ratio (16/32, 32/64)
@@ -332,7 +184,7 @@ def train(
     )  # fmt: skip
     output = Path(output)
     checkpoints = output / CHECKPOINTS_DIR
-    resume_from = _check_output(output, checkpoints, resume, overwrite)
+    resume_from = check_output(output, checkpoints, resume, overwrite)
 
     # Data first: a bad file should fail before minutes of model loading.
     pairs = load_pairs(data)
@@ -340,6 +192,7 @@ def train(
         train_pairs, held_out = pairs, load_pairs(eval_data)
     else:
         train_pairs, held_out = split_pairs(pairs, chosen.eval_fraction, chosen.seed)
+    check_contrast(train_pairs, chosen.batch_size, chosen.hard_negatives)
     set_seed(chosen.seed)
 
     # A private copy of the weights (shared=False): LoRA layers are injected into this model in place.
@@ -397,7 +250,6 @@ def train(
         "max_document_length": module.max_document_length,
     }  # fmt: skip
     module.training_info = {
-        "format": SETTINGS_FORMAT,
         "base_model": str(model),
         "recipe": chosen.name,
         "paper": PAPER,
@@ -447,8 +299,7 @@ def train(
         report_to="none",
     )
     collator = DiffEmbedCollator(preprocess_fn=module.preprocess, module=module)
-    trainer_class = _trainer_class()
-    trainer = trainer_class(
+    trainer = trainer_class()(
         model=st_model,
         args=args,
         train_dataset=train_dataset,
@@ -464,6 +315,7 @@ def train(
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     history = trainer.state.log_history
     losses = [(int(entry["step"]), float(entry["loss"])) for entry in history if "loss" in entry]
+    check_loss_moved(losses)
     prefix = "eval_heldout_"
     evaluations = [
         {"step": int(entry["step"]), **{k[len(prefix) :]: float(v) for k, v in entry.items() if k.startswith(prefix)}}
@@ -482,7 +334,7 @@ def train(
     save_adapter(module, output)
     if not keep_checkpoints:
         shutil.rmtree(checkpoints, ignore_errors=True)
-    settings = json.loads((output / ADAPTER_SETTINGS_FILE).read_text("utf-8"))
+    settings = read_adapter_record(output)
     return TrainResult(
         output=output,
         steps=int(trainer.state.global_step),
@@ -493,29 +345,6 @@ def train(
         settings=settings,
         seconds=time.perf_counter() - started,
     )
-
-
-def _check_output(output: Path, checkpoints: Path, resume: bool, overwrite: bool) -> Path | None:
-    """The checkpoint to resume from (or None); refuses to train over an earlier run by accident."""
-    if resume:
-        found = last_checkpoint(checkpoints)
-        if found is None:
-            raise FileNotFoundError(
-                f"nothing to resume: {checkpoints} holds no checkpoint-N folder (runs keep their checkpoints with "
-                "keep_checkpoints=True / --keep-checkpoints, and while they are running)"
-            )
-        return found
-    earlier = [name for name in _ADAPTER_FILES if (output / name).exists()]
-    if checkpoints.exists():
-        earlier.append(CHECKPOINTS_DIR)
-    if earlier and not overwrite:
-        raise FileExistsError(
-            f"{output} already holds a training run ({', '.join(earlier)}): pass resume=True (--resume) to continue "
-            "it, overwrite=True (--overwrite) to replace it, or choose another folder"
-        )
-    if overwrite and checkpoints.exists():
-        shutil.rmtree(checkpoints)
-    return None
 
 
 def _jsonable(value: Any) -> Any:

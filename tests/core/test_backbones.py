@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import LlamaModel, Qwen2Model
+from transformers import LlamaModel, PretrainedConfig, Qwen2Model
 
 from diffemb import DiffEmbedEncoder
+from diffemb.backbones.dream import qwen2_config_from_dream
+from diffemb.backbones.llada import llama_config_from_llada
 from diffemb.testing import checkpoints
 
 TEXTS = ["what is a pass key?", "the grass is green and the sky is blue " * 6, "short", "Zürich in 1999"]
@@ -153,3 +155,86 @@ def test_hub_id_resolves_from_the_local_hub_cache(tiny_dream_folder: Path, tmp_p
     direct = _load(tiny_dream_folder)
     np.testing.assert_allclose(encoder.encode_documents(TEXTS), direct.encode_documents(TEXTS), atol=1e-6)
     assert encoder.settings.model == "Dream-org/Dream-tiny"
+
+
+# -- config fidelity: what LLaDA's and Dream's upstream config classes assume, or a clear error ---------------
+
+LLADA_RAW = {"d_model": 64, "n_heads": 4, "n_layers": 2, "vocab_size": 128, "mlp_hidden_size": None, "mlp_ratio": 4}
+DREAM_RAW = {"hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 128,
+             "num_hidden_layers": 2, "vocab_size": 128}  # fmt: skip
+
+
+def _rope(config: PretrainedConfig) -> dict[str, object]:
+    return dict(config.rope_parameters or {})
+
+
+def test_absent_rope_theta_and_mlp_size_follow_the_upstream_config_classes() -> None:
+    llada = llama_config_from_llada(LLADA_RAW)
+    assert _rope(llada)["rope_theta"] == 10000.0
+    assert llada.intermediate_size == 4 * 64  # mlp_hidden_size null → mlp_ratio × d_model
+    assert _rope(qwen2_config_from_dream(DREAM_RAW))["rope_theta"] == 10000.0
+    assert _rope(llama_config_from_llada({**LLADA_RAW, "rope_theta": 500000.0}))["rope_theta"] == 500000.0
+
+
+def test_rope_scaling_is_honoured_or_rejected_by_name() -> None:
+    scaled = qwen2_config_from_dream({**DREAM_RAW, "rope_scaling": {"type": "linear", "factor": 2.0}})
+    assert _rope(scaled) == {"rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0}
+    llada = llama_config_from_llada({**LLADA_RAW, "rope_scaling": {"rope_type": "dynamic", "factor": 4.0}})
+    assert _rope(llada)["rope_type"] == "dynamic" and _rope(llada)["factor"] == 4.0
+    with pytest.raises(ValueError, match=r"rotary scaling 'spiral'.*linear"):
+        qwen2_config_from_dream({**DREAM_RAW, "rope_scaling": {"type": "spiral", "factor": 2.0}})
+    with pytest.raises(ValueError, match=r"incomplete.*factor"):
+        llama_config_from_llada({**LLADA_RAW, "rope_scaling": {"type": "linear"}})
+
+
+def test_llada_biases_are_honoured_or_rejected() -> None:
+    both = llama_config_from_llada({**LLADA_RAW, "include_bias": True, "include_qkv_bias": True})
+    assert both.attention_bias is True and both.mlp_bias is True
+    with pytest.raises(ValueError, match="include_qkv_bias"):
+        llama_config_from_llada({**LLADA_RAW, "include_bias": False, "include_qkv_bias": True})
+
+
+@pytest.mark.parametrize(("field", "value"), [("input_emb_norm", True), ("alibi", True), ("block_type", "sequential")])
+def test_llada_settings_a_llama_cannot_compute_are_errors(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=f"sets {field}: {value!r}"):
+        llama_config_from_llada({**LLADA_RAW, field: value})
+
+
+def test_dream_sliding_window_is_rejected() -> None:
+    with pytest.raises(ValueError, match="use_sliding_window"):
+        qwen2_config_from_dream({**DREAM_RAW, "use_sliding_window": True})
+
+
+def _edited_copy(source: Path, target: Path, **config: object) -> Path:
+    shutil.copytree(source, target)
+    raw = json.loads((target / "config.json").read_text())
+    raw.update(config)
+    (target / "config.json").write_text(json.dumps({k: v for k, v in raw.items() if v is not None}))
+    return target
+
+
+def test_a_dream_config_without_rope_theta_embeds_with_theta_10000(tiny_dream_folder: Path, tmp_path: Path) -> None:
+    absent = _edited_copy(tiny_dream_folder, tmp_path / "absent", rope_theta=None)
+    written = _edited_copy(tiny_dream_folder, tmp_path / "written", rope_theta=10000.0)
+    vectors = _load(absent).encode_documents(TEXTS)
+    np.testing.assert_allclose(vectors, _load(written).encode_documents(TEXTS), atol=1e-6)
+    assert not np.allclose(vectors, _load(tiny_dream_folder).encode_documents(TEXTS), atol=1e-3)
+
+
+def test_weights_the_model_has_no_place_for_are_an_error(tiny_dream_folder: Path, tmp_path: Path) -> None:
+    """A config.json that says one layer for a two-layer checkpoint would silently drop layer 1."""
+    fewer = _edited_copy(tiny_dream_folder, tmp_path / "fewer", num_hidden_layers=1)
+    with pytest.raises(ValueError, match=r"holds \d+ weights that Qwen2Model .* no place for \('model\.layers\.1\."):
+        _load(fewer)
+
+
+def test_llada_checkpoint_with_a_stray_tensor_is_an_error(tiny_llada_folder: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "stray"
+    shutil.copytree(tiny_llada_folder, folder)
+    weights = load_file(folder / "model.safetensors")
+    weights["model.transformer.blocks.0.q_norm.weight"] = torch.ones(4)
+    from safetensors.torch import save_file
+
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ValueError, match="q_norm"):
+        _load(folder)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -66,6 +65,23 @@ def test_out_of_memory_halves_the_budget_and_every_vector_is_still_right(tiny_dr
     # The smaller budget is kept for the rest of the call: after backing off, no batch exceeds the limit again.
     first_ok = next(i for i, n in enumerate(seen) if n <= 300)
     assert all(n <= 300 for n in seen[first_ok:])
+
+
+def test_a_budget_lowered_by_out_of_memory_is_kept_for_later_calls_and_views(tiny_dream_folder) -> None:  # type: ignore[no-untyped-def]
+    """On a GPU every call would otherwise start at the full budget and pay for the OOM again."""
+    texts = [" ".join(["the cat reads a red book"] * (1 + i % 5)) for i in range(40)]
+    encoder = DiffEmbedEncoder.from_pretrained(
+        tiny_dream_folder, device="cpu", dtype="float32", batch_tokens=4096, shared=False
+    )
+    seen: list[int] = []
+    _oom_above(encoder, 300, seen)
+    first = encoder.encode_documents(texts)
+    assert max(seen) > 300  # the first call ran into the limit and backed off
+    for later in (encoder, encoder.with_settings(chunk_aggregation="max"), encoder.with_settings(batch_tokens=8192)):
+        seen.clear()
+        later.encode_documents(texts)
+        assert seen and max(seen) <= 300  # started under the lowered budget: no batch hit the limit again
+    np.testing.assert_allclose(encoder.encode_documents(texts), first, atol=2e-5)
 
 
 def test_a_text_that_never_fits_gives_a_clear_error(tiny_dream_folder) -> None:  # type: ignore[no-untyped-def]

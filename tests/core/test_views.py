@@ -136,10 +136,13 @@ def test_the_run_api_gives_what_encode_gives(tiny_dream_folder: Path) -> None:
 
 
 def test_a_text_without_tokens_is_named(minilm_encoder: DiffEmbedEncoder) -> None:
-    # WordPiece drops zero-width and control characters, so these texts would all get one meaningless vector.
+    # Zero-width and control characters alone are refused on their characters (a byte-level BPE would give them
+    # tokens); combining accents alone are visible but WordPiece strips them: no token, so one meaningless vector.
     for blank in ["\u200b\u200b", "\ufeff", "\x00\x01"]:
-        with pytest.raises(ValueError, match=r"texts\[1\] has no tokens"):
+        with pytest.raises(ValueError, match=r"texts\[1\] has only invisible characters"):
             minilm_encoder.encode_documents(["fine", blank])
+    with pytest.raises(ValueError, match=r"texts\[1\] has no tokens"):
+        minilm_encoder.encode_documents(["fine", "\u0301\u0302"])
 
 
 def test_views_add_no_weight_memory(tiny_dream_folder: Path) -> None:

@@ -53,7 +53,7 @@ def test_two_models_side_by_side(minilm_folder: Path, tiny_dream_folder: Path, t
     ("argv", "needle"),
     [
         (["--tasks", "longembed"], "Hugging Face hub"),
-        (["--tasks", "local-nothing"], "unknown offline task"),
+        (["--tasks", "local-nothing"], "unknown task 'local-nothing'. Known: local-passkey"),
         (["--tasks", "local-passkey", "--chunk-aggregation", "median"], "unknown document mode"),
     ],
 )

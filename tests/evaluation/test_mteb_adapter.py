@@ -55,7 +55,7 @@ def test_adapter_scores_equal_direct_diffemb_scores(minilm_encoder, small_task):
 
     # The same vectors computed straight from the encoder, scored by diffemb.tasks.metrics.
     settings = model.settings_for(name)
-    assert settings["query_instruction"] == "Retrieve text based on user query:"
+    assert settings["query_instruction"] == ""  # MiniLM has no prompts: mteb's own wrapper adds none either
     queries = minilm_encoder.encode_queries(list(QUERIES.values()), instruction=settings["query_instruction"])
     documents = minilm_encoder.encode_documents(list(DOCS.values()), instruction="")
     scores = queries.astype(np.float64) @ documents.astype(np.float64).T
@@ -80,3 +80,44 @@ def test_maxsim_mode_through_mteb(minilm_encoder, small_task):
         [mteb_adapter.as_mteb_task(small_task, name="AdapterMean")],
     )
     assert results["AdapterMaxSim"]["main_score"] == pytest.approx(plain["AdapterMean"]["main_score"], abs=1e-6)
+
+
+def test_instruction_policy_follows_the_model(tiny_dream_encoder, minilm_encoder):
+    """Dream (a family the paper covers) gets the paper's task table; a view with its own instruction keeps it;
+    a model without one gets none; `""` turns it off for a task."""
+    dream = mteb_adapter.make_mteb_model(tiny_dream_encoder)
+    assert dream.settings_for("BrightLeetcodeRetrieval")["query_instruction"] == mteb_adapter.BRIGHT_INSTRUCTION
+    assert dream.settings_for("SciFact")["query_instruction"] == mteb_adapter.E5_INSTRUCTIONS["SciFact"]
+    own = mteb_adapter.make_mteb_model(tiny_dream_encoder.with_settings(query_instruction="Find the fact."))
+    assert own.settings_for("SciFact")["query_instruction"] == "Find the fact."
+    off = mteb_adapter.make_mteb_model(tiny_dream_encoder.with_settings(query_instruction=""))
+    assert off.settings_for("SciFact")["query_instruction"] == ""
+    prompted = mteb_adapter.make_mteb_model(minilm_encoder.with_settings(query_instruction="query:"))
+    assert prompted.settings_for("SciFact")["query_instruction"] == "query:"
+    assert mteb_adapter.make_mteb_model(minilm_encoder).settings_for("SciFact")["query_instruction"] == ""
+
+
+def test_per_task_max_length_is_a_view_of_the_same_weights(tiny_dream_encoder):
+    long_view = tiny_dream_encoder.with_settings(max_length=4096)
+    model = mteb_adapter.make_mteb_model(long_view)
+    followir = model.settings_for("Core17InstructionRetrieval")
+    assert (followir["query_max_length"], followir["document_max_length"]) == (304, 196)  # the paper's FollowIR
+    session = model.session(followir["document_max_length"])
+    assert session.encoder.profile.max_length == 196
+    assert session.encoder.model is tiny_dream_encoder.model
+    assert model.session(10**6).encoder is long_view  # capped at the model's own limit: no new view
+
+
+def test_similarity_of_padded_windows_is_the_best_real_window():
+    """mteb gets max-sim documents as NaN-padded (n, K, dim) arrays; the padding never scores."""
+    from diffemb.similarity import maxsim_scores
+
+    rng = np.random.default_rng(0)
+    queries = rng.standard_normal((3, 8))
+    windows = [rng.standard_normal((k, 8)) for k in (1, 3, 2)]
+    padded = np.full((3, 3, 8), np.nan)
+    for i, w in enumerate(windows):
+        padded[i, : len(w)] = w
+    expected, _ = maxsim_scores(queries, windows)
+    np.testing.assert_allclose(mteb_adapter.similarity_matrix(queries[:, None, :], padded), expected, atol=1e-12)
+    np.testing.assert_allclose(mteb_adapter.similarity_matrix(queries, padded), expected, atol=1e-12)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -51,7 +50,8 @@ def test_maxsim_is_the_best_window_of_encode_document_chunks(tiny_dream_encoder,
         unit = theirs.vectors / np.linalg.norm(theirs.vectors, axis=1, keepdims=True)
         np.testing.assert_allclose(mine.vectors, unit, atol=2e-6)
     expected = np.array([[float((c.vectors @ q).max()) for c in ours] for q in queries])
-    np.testing.assert_allclose(score_matrix(queries, ours, "maxsim"), expected, atol=1e-9)
+    # The expectation is built in float32 and the scores in float64: agreement to float32's precision.
+    np.testing.assert_allclose(score_matrix(queries, ours, "maxsim"), expected, atol=1e-6)
     direct = tiny_dream_encoder.encode_queries(texts[:3])
     np.testing.assert_allclose(queries, direct / np.linalg.norm(direct, axis=1, keepdims=True), atol=2e-6)
 

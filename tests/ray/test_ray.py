@@ -1,10 +1,10 @@
 """Scale-out with Ray Data (`diffemb.ray`), offline, on a local two-CPU Ray started once for this module.
 
 Starting Ray and each pool of actors (a new process that imports torch and loads the model) is most of the cost,
-so the module runs three pipelines in all: MiniLM over 2,000 rows with two actors, `run_ray_embed` to a folder
-with an actor killed mid-run, and `run_ray_embed` to one Parquet file. Tiny BERT stands in for the model where
-the test is about Ray rather than about vectors. The batch class itself is also called directly, without Ray,
-for the pandas and numpy formats and for chunk vectors.
+so the module runs four pipelines in all: MiniLM over 2,000 rows with two actors, `run_ray_embed` to a folder
+with an actor killed mid-run, `run_ray_embed` to one Parquet file, and window rows (late chunking) to a folder.
+Tiny BERT stands in for the model where the test is about Ray rather than about vectors. The batch class on its
+own is tested without Ray in `test_embedder.py`; bad input and faults in `tests/hostile/test_hostile_ray.py`.
 """
 
 from __future__ import annotations
@@ -18,22 +18,14 @@ import numpy as np
 import pytest
 
 from diffemb import DiffEmbedEncoder
-from diffemb.ray import (
-    CHUNK_EMBEDDINGS_COLUMN,
-    CHUNK_SPANS_COLUMN,
-    CHUNK_TOKENS_COLUMN,
-    DiffEmbedBatchEmbedder,
-    default_concurrency,
-    embed_dataset,
-    run_ray_embed,
-)
+from diffemb.ray import DiffEmbedBatchEmbedder, default_concurrency, embed_dataset, run_ray_embed
+from diffemb.ray.parquet import location
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
-FOOTER_ACTORS = "RAY_DATA_PARQUET_FOOTER_NUM_ACTORS"
 WORDS = (
     "river bread engine violin harbour pepper orbit garden ledger glacier "
     "lantern copper meadow compass saddle thunder walnut ferry quartz tulip"
@@ -60,29 +52,6 @@ def _by_id(table: object, column: str = "embedding") -> dict[str, np.ndarray]:
 
 def _collect(ds: object) -> object:
     return pa.concat_tables(list(ds.iter_batches(batch_format="pyarrow", batch_size=None)))  # type: ignore[attr-defined]
-
-
-@pytest.fixture(scope="module")
-def ray_local():
-    pytest.importorskip("ray.data")
-    import ray
-
-    # Idle workers are kept rather than killed after a second: every new worker process costs seconds of CPU
-    # importing Ray, and each pipeline here would otherwise start its read, split and write workers afresh.
-    # Ray 2.60 reads Parquet footers on 32 new actor processes per read; one is plenty for one local file.
-    keep_workers = {"idle_worker_killing_time_threshold_ms": 600_000, "num_workers_soft_limit": 8}
-    saved = os.environ.get(FOOTER_ACTORS)
-    os.environ[FOOTER_ACTORS] = "1"
-    ray.init(
-        num_cpus=2, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False, _system_config=keep_workers
-    )
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    yield ray
-    ray.shutdown()
-    if saved is None:
-        os.environ.pop(FOOTER_ACTORS, None)
-    else:
-        os.environ[FOOTER_ACTORS] = saved
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +108,31 @@ def test_a_killed_actor_is_replaced_and_its_batch_retried(ray_local, tmp_path, t
     assert collections.Counter(out.column("id").to_pylist()) == collections.Counter(ids)  # none lost, none twice
     got = _by_id(out)
     np.testing.assert_allclose(np.stack([got[i] for i in ids]), tiny_bert_encoder.encode_documents(texts), atol=1e-5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.parquet", "killed", "vectors"]  # no staging left
+    assert report["documents"] == 240 and report["dimension"] is None
+
+
+def test_window_rows_to_a_folder(ray_local, tmp_path, tiny_bert_folder, tiny_bert_encoder):
+    long_texts = [" ".join(_texts(30 + 7 * i)) for i in range(6)]
+    ids = [f"doc-{i}" for i in range(6)]
+    pq.write_table(pa.table({"id": ids, "text": long_texts}), tmp_path / "long.parquet")
+    options = {"chunk_aggregation": "late", "chunk_size": 48, "chunk_overlap": 8}
+
+    report = run_ray_embed(
+        tmp_path / "long.parquet", tmp_path / "windows", tiny_bert_folder, id_column="id", chunks=True,
+        device="cpu", concurrency=1, batch_size=2, quiet=True, **options,
+    )  # fmt: skip
+
+    reference = tiny_bert_encoder.with_settings(**options).encode_document_chunks(long_texts)
+    table = pq.read_table(tmp_path / "windows").sort_by([("document_id", "ascending"), ("window_index", "ascending")])
+    assert table.column_names == ["document_id", "window_index", "start", "end", "token_count", "embedding"]
+    assert report["documents"] == 6 and report["rows"] == table.num_rows == sum(len(c) for c in reference)
+    assert table.column("document_id").to_pylist() == [i for i, c in zip(ids, reference, strict=True) for _ in c.spans]
+    starts = table.column("start").to_pylist()
+    assert starts == [start for c in reference for start, _ in c.spans]
+    np.testing.assert_allclose(
+        np.asarray(table.column("embedding").to_pylist()), np.concatenate([c.vectors for c in reference]), atol=1e-5
+    )
 
 
 def test_run_ray_embed_parquet_to_parquet(ray_local, tmp_path, tiny_bert_folder, tiny_bert_encoder):
@@ -196,7 +190,10 @@ def test_embed_dataset_asks_ray_for_the_planned_pool(ray_local):
             self.fn, self.options = fn, options
             return self
 
-    ds = embed_dataset(Recorder(), "m", device="cpu", batch_size=100, max_actors=1, instruction=None, pooling="mean")
+    ds = embed_dataset(
+        Recorder(), "m", device="cpu", batch_size=100, max_actors=1, instruction=None, pooling="mean",
+        precision="ubinary", truncate_dim=16,
+    )  # fmt: skip
     assert ds.repartition_options == {"target_num_rows_per_block": 100}
     assert ds.fn is DiffEmbedBatchEmbedder
     options = ds.options
@@ -206,74 +203,24 @@ def test_embed_dataset_asks_ray_for_the_planned_pool(ray_local):
     assert options["batch_size"] == 100 and options["batch_format"] == "pyarrow"
     kwargs = options["fn_constructor_kwargs"]
     assert kwargs["instruction"] is None and kwargs["pooling"] == "mean" and kwargs["torch_threads"] == 1
+    assert kwargs["precision"] == "ubinary" and kwargs["truncate_dim"] == 16 and "chunks" not in kwargs
     assert "instruction" not in embed_dataset(Recorder(), "m").options["fn_constructor_kwargs"]  # the model's own
+    assert "precision" not in embed_dataset(Recorder(), "m").options["fn_constructor_kwargs"]  # float32
+    windows = embed_dataset(Recorder(), "m", id_column="id", chunks=True, chunk_aggregation="late")
+    assert windows.options["fn_constructor_kwargs"]["chunks"] is True
+    with pytest.raises(ValueError, match="pass id_column"):
+        embed_dataset(Recorder(), "m", chunks=True)
+    with pytest.raises(ValueError, match="needs calibration="):
+        embed_dataset(Recorder(), "m", precision="int8")
 
 
-# -- the batch class on its own (no Ray needed) -----------------------------------------------------------------
-
-
-def test_batch_formats_give_the_same_vectors(tiny_bert_folder, tiny_bert_encoder):
-    pd = pytest.importorskip("pandas")
-    texts = _texts(5)
-    expected = tiny_bert_encoder.encode_documents(texts)
-    embedder = DiffEmbedBatchEmbedder(str(tiny_bert_folder), device="cpu")
-
-    table = embedder(pa.table({"id": [1, 2, 3, 4, 5], "text": texts}))
-    np.testing.assert_allclose(np.asarray(table.column("embedding").to_pylist()), expected, atol=1e-6)
-
-    frame = embedder(pd.DataFrame({"id": [1, 2, 3, 4, 5], "text": texts}))
-    assert list(frame.columns) == ["id", "text", "embedding"]
-    np.testing.assert_allclose(np.stack(frame["embedding"].to_list()), expected, atol=1e-6)
-
-    arrays = embedder({"id": np.arange(5), "text": np.array(texts, dtype=object)})
-    assert arrays["embedding"].shape == (5, 32)
-    np.testing.assert_allclose(arrays["embedding"], expected, atol=1e-6)
-
-    empty = embedder(pa.table({"id": pa.array([], pa.int64()), "text": pa.array([], pa.string())}))
-    assert empty.num_rows == 0 and empty.schema.field("embedding").type == pa.list_(pa.float32(), 32)
-
-    queries = DiffEmbedBatchEmbedder(str(tiny_bert_folder), role="query", output_column="q", device="cpu")
-    out = queries(pa.table({"text": texts, "embedding": [[0.0]] * 5}))
-    assert out.column_names == ["text", "embedding", "q"]
-
-
-def test_chunk_vectors_and_spans_when_aggregation_is_none(tiny_bert_folder):
-    texts = [" ".join(_texts(12)), "a short one"]
-    embedder = DiffEmbedBatchEmbedder(
-        str(tiny_bert_folder), device="cpu", chunk_aggregation="none", chunk_size=24, chunk_overlap=4
-    )
-    out = embedder(pa.table({"text": texts}))
-    reference = DiffEmbedEncoder.from_pretrained(
-        tiny_bert_folder, device="cpu", chunk_aggregation="none", chunk_size=24, chunk_overlap=4
-    ).encode_document_chunks(texts)
-    for row, chunks in enumerate(reference):
-        np.testing.assert_allclose(
-            np.asarray(out.column(CHUNK_EMBEDDINGS_COLUMN)[row].as_py()), chunks.vectors, atol=1e-6
-        )
-        assert [tuple(s) for s in out.column(CHUNK_SPANS_COLUMN)[row].as_py()] == chunks.spans
-        assert out.column(CHUNK_TOKENS_COLUMN)[row].as_py() == chunks.token_counts
-    assert len(reference[0]) > 1 and len(reference[1]) == 1
-    mean = np.asarray(out.column("embedding")[0].as_py())
-    assert np.isclose(np.linalg.norm(mean), 1.0, atol=1e-5)
-    np.testing.assert_allclose(out.column("embedding")[1].as_py(), reference[1].vectors[0], atol=1e-6)
-
-
-def test_an_empty_text_is_named_by_its_id(tiny_bert_folder):
-    embedder = DiffEmbedBatchEmbedder(str(tiny_bert_folder), device="cpu", id_column="id")
-    with pytest.raises(ValueError, match="row with id='b' has an empty text in column 'text'"):
-        embedder(pa.table({"id": ["a", "b"], "text": ["fine", "  "]}))
-    with pytest.raises(ValueError, match="id='a' has no text"):
-        embedder(pa.table({"id": ["a"], "text": pa.array([None], pa.string())}))
-    with pytest.raises(KeyError, match="no text column 'body'"):
-        DiffEmbedBatchEmbedder(str(tiny_bert_folder), text_column="body", device="cpu")(pa.table({"text": ["x"]}))
+# -- no Ray needed ----------------------------------------------------------------------------------------------
 
 
 def test_uris_survive_pathlib():
-    from diffemb.ray import _location
-
-    assert _location(Path("s3://bucket/corpus/")) == "s3://bucket/corpus"  # Path("s3://b") is "s3:/b"
-    assert _location("gs://bucket/vectors") == "gs://bucket/vectors"
-    assert _location("corpus.parquet") == str(Path.cwd() / "corpus.parquet")
+    assert location(Path("s3://bucket/corpus/")) == "s3://bucket/corpus"  # Path("s3://b") is "s3:/b"
+    assert location("gs://bucket/vectors") == "gs://bucket/vectors"
+    assert location("corpus.parquet") == str(Path.cwd() / "corpus.parquet")
 
 
 def test_missing_ray_names_the_extra(monkeypatch):

@@ -232,7 +232,9 @@ def test_adapter_loads_merges_and_beats_the_untrained_model(trained: TrainResult
     tuned = DiffEmbedEncoder.from_pretrained(tiny_dream_folder, adapter=trained.output, device="cpu", dtype="float32")
     assert not any("lora" in name for name, _ in tuned.model.named_parameters())
     accuracy = _accuracy(tuned, held_rows)
-    assert accuracy == pytest.approx(trained.metrics_after["accuracy@1"], abs=1e-9)
+    # Merging the LoRA changes the weights at float32 rounding, which can reorder one near-tied pair on another
+    # machine: the held-out accuracy must agree to within one query.
+    assert accuracy == pytest.approx(trained.metrics_after["accuracy@1"], abs=1 / len(held_rows) + 1e-6)
     assert accuracy > _accuracy(base, held_rows) + 0.2
 
 
