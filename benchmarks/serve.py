@@ -95,7 +95,7 @@ def baseline_server(model: str, port: int) -> None:
 # -- load ---------------------------------------------------------------------------------------------------------
 
 
-async def _load(url: str, corpus: list[str], clients: int, requests: int, offset: int) -> dict[str, float]:
+async def _load(url: str, corpus: list[str], clients: int, requests: int, offset: int) -> dict[str, Any]:
     """`clients` concurrent closed-loop clients on one aiohttp session (a fast client: on a 2-core machine the
     load generator shares the CPU with the server, and httpx spends several times more CPU per request)."""
     latencies: list[float] = []
@@ -141,13 +141,13 @@ def _vectors(url: str, batch: list[str]) -> np.ndarray:
 
 def measure(
     servers: dict[str, ServerProcess], corpus: list[str], counts: dict[int, int], repeats: int
-) -> dict[str, dict[int, dict[str, float]]]:
+) -> dict[str, dict[int, dict[str, Any]]]:
     """Every level on every server, `repeats` times in rotating server order (the load of a shared machine
     drifts; rotation spreads it over all servers); per level, the median of the repetitions."""
     names = list(servers)
     for name in names:
         asyncio.run(_load(servers[name].url, corpus, 8, 64, 0))  # warm-up: first passes, pools, connections
-    runs: dict[str, dict[int, list[dict[str, float]]]] = {name: {c: [] for c in LEVELS} for name in names}
+    runs: dict[str, dict[int, list[dict[str, Any]]]] = {name: {c: [] for c in LEVELS} for name in names}
     offset = 0
     for repeat in range(repeats):
         for clients in LEVELS:
@@ -157,7 +157,7 @@ def measure(
                 runs[name][clients].append(run)
                 print(f"  round {repeat + 1}, {clients:>2} clients, {name}: {run}", flush=True)
             offset += counts[clients]
-    summary: dict[str, dict[int, dict[str, float]]] = {}
+    summary: dict[str, dict[int, dict[str, Any]]] = {}
     for name in names:
         summary[name] = {}
         for clients in LEVELS:
@@ -199,7 +199,7 @@ def start(kind: str, model: str, log: Path, infinity: Path) -> ServerProcess:
 
 
 def report(
-    summary: dict[str, dict[int, dict[str, float]]],
+    summary: dict[str, dict[int, dict[str, Any]]],
     counts: dict[int, int],
     repeats: int,
     notes: list[str],

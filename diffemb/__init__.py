@@ -6,6 +6,7 @@ for torch and transformers until an encoder is actually needed.
 
 from __future__ import annotations
 
+import logging
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,22 @@ if TYPE_CHECKING:
     from diffemb.profiles import ModelProfile, TextTemplate
 
 __all__ = ["DiffEmbedEncoder", "DocumentChunks", "ModelProfile", "TextTemplate", "__version__"]
+
+
+class _KnownImportNoise(logging.Filter):
+    """Drops two import-time warnings that say nothing to a diffemb user: torchao 0.18 (the `quant` extra's CPU
+    int8 path) fails to load compiled kernels it ships for other torch/Python builds and logs each one, and
+    torch logs a deprecation for the Enums torchao registers. transformers imports torchao whenever it is
+    installed, so without this every model load would start with four alarming lines. The int8 path does not
+    use those kernels (`benchmarks/results/quantization.md`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        return not (message.startswith("Failed to load") or "is an Enum subclass and is now natively" in message)
+
+
+for _name in ("torchao", "torch.utils._pytree"):
+    logging.getLogger(_name).addFilter(_KnownImportNoise())
 
 _HOMES = {
     "DiffEmbedEncoder": "diffemb.encoder",

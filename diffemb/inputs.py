@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Literal
 
 Role = Literal["query", "document"]
@@ -62,3 +63,18 @@ def caller_stacklevel() -> int:
         frame = frame.f_back  # type: ignore[assignment]
         level += 1
     return level
+
+
+_TEXT_INDEX = re.compile(r"texts\[(\d+)\]")
+
+
+def retell_text_error(error: Exception, name: Callable[[int], str], count: int | None = None) -> Exception:
+    """The core's error about `texts[i]` told with the caller's own name for that text (`name(i)`, e.g. "line 7
+    of in.txt" or "document 3 (id 'a')"), as an error of the same type; `error` itself when it names no text
+    (or an index at or beyond `count`). One place for the adapters and the command line to do this."""
+    found = _TEXT_INDEX.search(str(error))
+    if found is None or (count is not None and int(found.group(1)) >= count):
+        return error
+    retold = type(error)(_TEXT_INDEX.sub(name(int(found.group(1))), str(error), count=1))
+    retold.__cause__ = error
+    return retold

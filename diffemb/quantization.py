@@ -17,9 +17,9 @@ adapter unmerged on a quantised base would need PEFT's quantised LoRA layers and
 layer in every forward pass; merging into already-quantised weights would round twice.
 
 Why torchao on the CPU: `benchmarks/quantization.py` ran both on real Qwen2.5-Coder-0.5B weights
-(`benchmarks/results/quantization.md`): torchao's int8 ran at 1.15x fp32's speed with a per-text cosine to fp32
-of at least 0.9990; bitsandbytes' CPU backend (which casts activations to float16 for its int8 matmul) ran at
-0.53x with 0.9928. Both hold 0.46x fp32's weight memory.
+(`benchmarks/results/quantization.md`): torchao's int8 ran at 1.61x fp32's speed (1.15x in an earlier run) with
+a per-text cosine to fp32 of at least 0.9990; bitsandbytes' CPU backend (which casts activations to float16 for
+its int8 matmul) ran at 0.52x (0.53x). Both hold 0.46x fp32's weight memory.
 
 Users who prefer transformers' load-time quantisation (lower peak host memory, no adapter) can still pass
 `model_kwargs={"quantization_config": BitsAndBytesConfig(...), "device_map": ...}` — that goes to transformers

@@ -9,7 +9,6 @@ embedded twice.
 from __future__ import annotations
 
 import asyncio
-import re
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -21,6 +20,7 @@ from langchain_core.stores import BaseStore, InMemoryStore
 from langchain_core.vectorstores import InMemoryVectorStore, VectorStore
 from pydantic import ConfigDict, Field
 
+from diffemb.inputs import retell_text_error
 from langchain_diffemb.embeddings import DiffEmbedEmbeddings
 from langchain_diffemb.window_stores import add_windows, as_similarity, check_store, search_by_vector
 
@@ -28,7 +28,6 @@ PARENT_KEY = "parent_id"
 """Window metadata: the id of the document the window belongs to (also `window_index`, `start`, `end`)."""
 
 _WINDOW_IDS = uuid.UUID("5b0cbd4e-4a47-4d1c-9d43-3f0c8a7a12b1")  # namespace of the windows' uuid5 ids
-_TEXT_INDEX = re.compile(r"texts\[(\d+)\]")
 
 
 def window_id(parent_id: str, index: int) -> str:
@@ -203,12 +202,10 @@ class DiffEmbedChunkRetriever(BaseRetriever):
         try:
             return self.embeddings.embed_document_chunks([d.page_content for d in documents], late=self.late)
         except (ValueError, TypeError) as error:
-            match = _TEXT_INDEX.search(str(error))
-            if match is None or int(match.group(1)) >= len(documents):
+            retold = retell_text_error(error, lambda i: f"document {i} (id {parent_ids[i]!r})", len(documents))
+            if retold is error:
                 raise
-            index = int(match.group(1))
-            message = _TEXT_INDEX.sub(f"document {index} (id {parent_ids[index]!r})", str(error), count=1)
-            raise type(error)(message) from error
+            raise retold from error
 
 
 def _parent_id(document: Document, given: str | None) -> str:

@@ -13,7 +13,6 @@ and `IngestionPipeline` store it as it is and embed nothing again:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,12 +26,12 @@ except ImportError as err:  # pragma: no cover - exercised by a test that hides 
     ) from err
 
 from diffemb.encoder import DiffEmbedEncoder
+from diffemb.inputs import retell_text_error
 from llamaindex_diffemb.embedding import DiffEmbedEmbedding
 
 WINDOW_KEY = "window_index"
 """Node metadata: the window's position in its document (0 = first)."""
 
-_TEXT_INDEX = re.compile(r"texts\[(\d+)\]")
 
 
 class DiffEmbedWindowParser(NodeParser):
@@ -120,9 +119,4 @@ class DiffEmbedWindowParser(NodeParser):
 
 def _naming_the_document(error: Exception, nodes: Sequence[BaseNode]) -> Exception:
     """The core's error about `texts[i]`, told with the document's position and id."""
-    match = _TEXT_INDEX.search(str(error))
-    if match is None or int(match.group(1)) >= len(nodes):
-        return error
-    index = int(match.group(1))
-    message = _TEXT_INDEX.sub(f"document {index} (id {nodes[index].node_id!r})", str(error), count=1)
-    return type(error)(message)
+    return retell_text_error(error, lambda i: f"document {i} (id {nodes[i].node_id!r})", len(nodes))

@@ -96,7 +96,7 @@ def test_embed_txt_to_npy_matches_python_api(runs: dict, work: Path, minilm_enco
     assert vectors.shape == (3, minilm_encoder.dimension) and vectors.dtype == np.float32
     np.testing.assert_allclose(vectors, minilm_encoder.encode_documents(TEXTS), atol=1e-5)
     assert "100%" in runs["txt"].stderr  # the progress bar went to stderr
-    assert "wrote 3 vectors of dimension 384" in runs["txt"].stderr
+    assert "wrote 3 float32 vectors of 384 values" in runs["txt"].stderr
 
 
 def test_embed_jsonl_to_parquet_keeps_fields(

@@ -69,6 +69,19 @@ class Backbone:
         return self.info.dimension
 
 
+def capped_info(
+    family: str, profile: ModelProfile, dimension: int, max_positions: int, folder: Path
+) -> CheckpointInfo:
+    """A checkpoint's description, its family's default `max_length` capped at the model's positions."""
+    return CheckpointInfo(
+        family=family,
+        profile=profile.with_overrides(max_length=min(profile.max_length, max_positions)),
+        dimension=dimension,
+        max_positions=max_positions,
+        weights_folder=folder,
+    )
+
+
 @contextmanager
 def quiet_transformers() -> Iterator[None]:
     """Silence transformers' loading chatter (weight progress bars, the expected "lm_head UNEXPECTED" report,

@@ -14,6 +14,7 @@ from diffemb.backbones.base import (
     Backbone,
     CheckpointInfo,
     LoadOptions,
+    capped_info,
     is_causal_for,
     load_weights,
     quiet_transformers,
@@ -31,13 +32,7 @@ def describe_decoder(folder: Path, attention: Attention | None) -> CheckpointInf
     profile = DECODER_BIDIRECTIONAL if attention == "bidirectional" else DECODER_CAUSAL
     text_config = _config(folder).get_text_config()
     positions = int(getattr(text_config, "max_position_embeddings", None) or profile.max_length)
-    return CheckpointInfo(
-        family="decoder",
-        profile=profile.with_overrides(max_length=min(profile.max_length, positions)),
-        dimension=int(text_config.hidden_size),
-        max_positions=positions,
-        weights_folder=folder,
-    )
+    return capped_info("decoder", profile, int(text_config.hidden_size), positions, folder)
 
 
 def load_decoder(info: CheckpointInfo, options: LoadOptions) -> Backbone:

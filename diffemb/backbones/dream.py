@@ -18,6 +18,7 @@ from diffemb.backbones.base import (
     CheckpointInfo,
     LoadOptions,
     build_config,
+    capped_info,
     is_causal_for,
     load_weights,
     rope_parameters,
@@ -65,13 +66,7 @@ def describe_dream(folder: Path, attention: Attention | None) -> CheckpointInfo:
     raw = read_config(folder)
     profile = DREAM.with_overrides(attention=attention)
     positions = int(raw.get("max_position_embeddings") or profile.max_length)
-    return CheckpointInfo(
-        family="dream",
-        profile=profile.with_overrides(max_length=min(profile.max_length, positions)),
-        dimension=int(raw["hidden_size"]),
-        max_positions=positions,
-        weights_folder=folder,
-    )
+    return capped_info("dream", profile, int(raw["hidden_size"]), positions, folder)
 
 
 def load_dream(info: CheckpointInfo, options: LoadOptions) -> Backbone:

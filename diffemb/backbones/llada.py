@@ -17,6 +17,7 @@ from diffemb.backbones.base import (
     CheckpointInfo,
     LoadOptions,
     build_config,
+    capped_info,
     is_causal_for,
     load_weights,
     rope_parameters,
@@ -115,13 +116,7 @@ def describe_llada(folder: Path, attention: Attention | None) -> CheckpointInfo:
     raw = read_config(folder)
     profile = LLADA.with_overrides(attention=attention)
     positions = int(raw.get("max_sequence_length") or profile.max_length)
-    return CheckpointInfo(
-        family="llada",
-        profile=profile.with_overrides(max_length=min(profile.max_length, positions)),
-        dimension=int(raw["d_model"]),
-        max_positions=positions,
-        weights_folder=folder,
-    )
+    return capped_info("llada", profile, int(raw["d_model"]), positions, folder)
 
 
 def load_llada(info: CheckpointInfo, options: LoadOptions) -> Backbone:

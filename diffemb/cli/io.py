@@ -10,7 +10,6 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from diffemb.extras import require
-from diffemb.inputs import check_text
+from diffemb.inputs import check_text, retell_text_error
 
 INPUT_SUFFIXES = (".txt", ".jsonl", ".parquet")
 OUTPUT_SUFFIXES = (".npy", ".jsonl", ".parquet")
@@ -33,12 +32,9 @@ class CliError(Exception):
 
 def name_text_error(error: ValueError, where: Callable[[int], str] | str) -> Exception:
     """The encoder's "texts[i] ..." error with `texts[i]` replaced by where the text came from (`where(i)` or
-    `where`, e.g. "line 7 of in.txt"); any other ValueError as it is."""
-    found = re.match(r"texts\[(\d+)\] (.*)", str(error), re.DOTALL)
-    if found is None:
-        return error
-    place = where if isinstance(where, str) else where(int(found.group(1)))
-    return CliError(f"{place} {found.group(2)}")
+    `where`, e.g. "line 7 of in.txt") as a one-line CliError; any other ValueError as it is."""
+    retold = retell_text_error(error, where if callable(where) else lambda _index: where)
+    return error if retold is error else CliError(str(retold))
 
 
 @dataclass
