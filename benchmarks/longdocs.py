@@ -54,8 +54,8 @@ import torch
 from diffemb import DiffEmbedEncoder
 from diffemb.evaluation.offline import bm25_metrics, build_offline_tasks, run_task, task_sizes
 from diffemb.evaluation.scoring import RowCache, Session
-from diffemb.testing.offline_assets import minilm_path
 from diffemb.tasks import LONGEMBED_LENGTHS, RetrievalTask
+from diffemb.testing.offline_assets import minilm_path
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results" / "longdocs.md"

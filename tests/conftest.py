@@ -18,8 +18,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from diffemb import DiffEmbedEncoder
-from diffemb.testing.offline_assets import minilm_path
 from diffemb.testing import checkpoints
+from diffemb.testing.offline_assets import minilm_path
 
 
 @pytest.fixture(scope="session")

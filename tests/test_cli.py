@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from diffemb import DiffEmbedEncoder
-from diffemb.cli.main import main
 from diffemb.cli.io import CliError, Records, write_vectors
+from diffemb.cli.main import main
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "examples" / "docs"

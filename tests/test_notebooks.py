@@ -71,7 +71,14 @@ def test_notebooks_are_stored_with_the_outputs_of_one_clean_run() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", [pytest.param(name, marks=pytest.mark.slow) if name in SLOW_NOTEBOOKS else name for name in NOTEBOOKS]
+    "name",
+    [
+        # The slow notebook's cells may each take up to 3 * TIMEOUT_S; the test as a whole gets a few of those.
+        pytest.param(name, marks=[pytest.mark.slow, pytest.mark.timeout(12 * TIMEOUT_S)])
+        if name in SLOW_NOTEBOOKS
+        else name
+        for name in NOTEBOOKS
+    ],
 )
 def test_notebook_runs(name: str, kernel: str, examples_copy: Path) -> None:
     path = examples_copy / name

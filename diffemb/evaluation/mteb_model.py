@@ -19,27 +19,10 @@ from diffemb.evaluation.scoring import Session, check_modes, token_weighted_mean
 from diffemb.similarity import cosine_scores, maxsim_scores, unit_rows
 
 
-def make_mteb_model(
-    encoder: Any,
-    *,
-    mode: str = "mean",
-    name: str | None = None,
-    revision: str | None = None,
-    max_length: int | None = None,
-    instructions: dict[str, str | None] | None = None,
-    show_progress: bool = False,
-) -> Any:
-    """A :class:`DiffEmbedMTEB` for ``encoder`` (built lazily so mteb is imported only here)."""
-    cls = mteb_model_class()
-    return cls(
-        encoder,
-        mode=mode,
-        name=name,
-        revision=revision,
-        max_length=max_length,
-        instructions=instructions,
-        show_progress=show_progress,
-    )
+def make_mteb_model(encoder: Any, **options: Any) -> Any:
+    """A ``DiffEmbedMTEB`` for ``encoder`` (the class is built lazily, so mteb is imported only here); the options
+    are the class's: ``mode``, ``name``, ``revision``, ``max_length``, ``instructions``, ``show_progress``."""
+    return mteb_model_class()(encoder, **options)
 
 
 _CLASS: list[type] = []

@@ -143,7 +143,7 @@ def test_bad_input_names_the_item_and_the_fix(
 def test_bad_settings_are_clear_errors(tiny_dream_folder: Path, tiny_dream_encoder: DiffEmbedEncoder) -> None:
     with pytest.raises(ValueError, match="role must be 'query' or 'document'"):
         tiny_dream_encoder.encode(["x"], role="passage")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="chunk_aggregation must be one of .*got 'avg'"):
+    with pytest.raises(ValueError, match=r"chunk_aggregation must be one of .*got 'avg'"):
         _load(tiny_dream_folder, chunk_aggregation="avg")
     with pytest.raises(ValueError, match="attention must be"):
         _load(tiny_dream_folder, attention="sideways")

@@ -43,7 +43,7 @@ def test_a_setting_that_needs_a_reload_is_a_clear_error(tiny_dream_encoder: Diff
 
 
 def test_unknown_and_out_of_range_view_settings_name_the_fix(tiny_dream_encoder: DiffEmbedEncoder) -> None:
-    with pytest.raises(TypeError, match="unknown encoder setting.*chunk_sise"):
+    with pytest.raises(TypeError, match=r"unknown encoder setting.*chunk_sise"):
         tiny_dream_encoder.with_settings(chunk_sise=10)
     with pytest.raises(ValueError, match="pooling must be one of 'mean', 'last', 'cls', got 'avg'"):
         tiny_dream_encoder.with_settings(pooling="avg")
@@ -129,7 +129,8 @@ def test_the_run_api_gives_what_encode_gives(tiny_dream_folder: Path) -> None:
     assert [w.spans for w in windows] == [c.spans for c in per_text]
     assert [w.token_counts for w in windows] == [c.token_counts for c in per_text]
     manual = aggregate(per_text[0], "max", normalize=True)
-    np.testing.assert_allclose(manual, enc.with_settings(chunk_aggregation="max").encode_documents(DOCS[:1])[0], atol=1e-5)
+    maxed = enc.with_settings(chunk_aggregation="max").encode_documents(DOCS[:1])[0]
+    np.testing.assert_allclose(manual, maxed, atol=1e-5)
     # Queries are one truncated row each.
     with pytest.warns(UserWarning, match="1 of 3 queries are longer than the model window"):
         assert len(enc.plan(DOCS, "query").rows) == len(DOCS)
