@@ -80,6 +80,10 @@ def run_ray_serve(load_encoder: Callable[[], Any], config: Any, args: argparse.N
     serve = require("ray.serve", "serve-ray", _PURPOSE)
     if not ray.is_initialized():
         ray.init(address=None if args.ray == "local" else args.ray, include_dashboard=False)
+    # Installed before deploying, over the handler Ray's core sets in `ray.init` (which aborts the process): a
+    # SIGTERM that arrives while `serve.run` is still waiting for replicas must also end in a clean shutdown.
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     try:
         gpus = float(ray.cluster_resources().get("GPU", 0))
         options = deployment_options(
@@ -93,16 +97,13 @@ def run_ray_serve(load_encoder: Callable[[], Any], config: Any, args: argparse.N
         serve.start(http_options={"host": args.host, "port": args.port})
         serve.run(build_deployment(load_encoder, config, options).bind(), name=APP_NAME, route_prefix="/")
         print(f"diffemb: Ray Serve on {args.host}:{args.port}", file=sys.stderr, flush=True)
-        stop = threading.Event()
-        previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
         try:
             while not stop.wait(0.5):
                 pass
         except KeyboardInterrupt:
             pass
-        finally:
-            signal.signal(signal.SIGTERM, previous)
         serve.shutdown()  # replicas drain their requests (graceful_shutdown_timeout_s) before they exit
     finally:
+        signal.signal(signal.SIGTERM, previous)
         ray.shutdown()
     return 0
