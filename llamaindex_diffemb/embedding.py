@@ -158,7 +158,10 @@ class DiffEmbedEmbedding(BaseEmbedding):
         if "document_instruction" in data:
             data["text_instruction"] = data.pop("document_instruction")
         if "none" in (data.get("chunk_aggregation"), encoder and encoder.settings.chunking.aggregation):
-            raise ValueError("chunk_aggregation='none' gives several vectors per text; LlamaIndex needs one")
+            raise ValueError(
+                "chunk_aggregation='none' gives several vectors per text and an embed model returns one: for one "
+                "vector per window use DiffEmbedWindowParser (and DiffEmbedDocumentRetriever for max-sim)"
+            )
         shared, encoder = encoder is not None, encoder or _load(data)
         resolved = _resolved(encoder)
         clash = [n for n in _LOAD_FIELDS if data.get(n) is not None and str(data[n]) != str(resolved[n])]
