@@ -133,7 +133,7 @@ def test_changed_settings_give_a_different_embedder(embedder: DiffEmbedEmbedding
 
 
 def test_several_vectors_per_text_are_refused(tiny_dream_folder: Path) -> None:
-    with pytest.raises(ValueError, match="none.*use DiffEmbedWindowParser"):
+    with pytest.raises(ValueError, match=r"none.*use DiffEmbedWindowParser"):
         DiffEmbedEmbedding(model_name=str(tiny_dream_folder), device="cpu", chunk_aggregation="none")
 
 
