@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -26,11 +25,11 @@ from typing_extensions import Unpack
 from diffemb.backbones import Backbone
 from diffemb.chunking import ChunkingConfig, DocumentChunks, aggregate, l2_normalize
 from diffemb.device import device_lock, release_host_memory
-from diffemb.inputs import Role, caller_stacklevel, check_role, check_text, check_texts
+from diffemb.inputs import Role, check_role, check_texts, checked_groups
 from diffemb.loading import ADAPTER_SETTINGS_FILE, LoadedModel, initial_settings, load_model, prepare
 from diffemb.precision import CompactOptions, check_compact, compact, compact_chunks
 from diffemb.profiles import Attention, ModelProfile
-from diffemb.rows import Row, RowPlan, plan_rows
+from diffemb.rows import Row, RowPlan, plan_rows, warn_truncated
 from diffemb.settings import EncoderSettings, apply_view_options
 from diffemb.text import TextTokenizer
 
@@ -283,7 +282,7 @@ class DiffEmbedEncoder:
         if self.settings.chunking.aggregation == "none":
             raise ValueError("chunk_aggregation='none' gives several vectors per document: use encode_document_chunks")
         # Not a generator itself, so that the checks above fail at the call, not at the first next().
-        return self._stream_groups(_groups(texts, group_size), instruction, compact_options)
+        return self._stream_groups(checked_groups(texts, group_size), instruction, compact_options)
 
     def _stream_groups(
         self, groups: Iterator[list[str]], instruction: str | None, compact_options: CompactOptions
@@ -366,7 +365,7 @@ class DiffEmbedEncoder:
                 )
         profile = self.profile
         plan = plan_rows(tokenized, frame, profile.max_length, chunking, profile.exclude_instruction)
-        _warn_truncated(plan, len(texts), role, profile.max_length - frame.overhead)
+        warn_truncated(plan, len(texts), role, profile.max_length - frame.overhead)
         return plan
 
     def run(self, plan: RowPlan, show_progress: bool | None = None) -> list[DocumentChunks]:
@@ -402,31 +401,3 @@ class DiffEmbedEncoder:
         if how == "none":
             raise ValueError("chunk_aggregation='none' keeps window vectors: use the DocumentChunks as they are")
         return aggregate(chunks, how, self.profile.normalize)
-
-
-def _warn_truncated(plan: RowPlan, total: int, role: Role, capacity: int) -> None:
-    if not plan.truncated:
-        return
-    if role == "query":
-        message = (
-            f"{plan.truncated} of {total} queries are longer than the model window ({capacity} text tokens) and "
-            "were truncated; raise max_length if the model allows it (documents are split into windows instead)"
-        )
-    else:
-        message = (
-            f"{plan.truncated} of {total} documents are longer than the model window ({capacity} text tokens) and "
-            "were cut to their first window (chunk_aggregation='first'); use 'mean' or 'max' to embed all of them"
-        )
-    warnings.warn(message, stacklevel=caller_stacklevel())
-
-
-def _groups(texts: Iterable[str], size: int) -> Iterator[list[str]]:
-    group: list[str] = []
-    for index, text in enumerate(texts):
-        group.append(check_text(text, index))
-        if len(group) == size:
-            yield group
-            group = []
-    if group:
-        yield group
-

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import sys
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Literal
 
 Role = Literal["query", "document"]
@@ -78,3 +78,15 @@ def retell_text_error(error: Exception, name: Callable[[int], str], count: int |
     retold = type(error)(_TEXT_INDEX.sub(name(int(found.group(1))), str(error), count=1))
     retold.__cause__ = error
     return retold
+
+
+def checked_groups(texts: Iterable[object], size: int) -> Iterator[list[str]]:
+    """`texts` in lists of `size`, each text checked (`texts[i]` with its index in the whole stream)."""
+    group: list[str] = []
+    for index, text in enumerate(texts):
+        group.append(check_text(text, index))
+        if len(group) == size:
+            yield group
+            group = []
+    if group:
+        yield group

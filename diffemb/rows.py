@@ -6,10 +6,12 @@ text and which chunk it belongs to, so that results from the sorted batch stream
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from diffemb.chunking import ChunkingConfig, split_windows
+from diffemb.inputs import caller_stacklevel
 from diffemb.pooling import Segment
 from diffemb.text import Frame, TokenizedText
 
@@ -96,3 +98,20 @@ def _plan_late(
             segments, owners = [(0, len(ids))], [(index, 0)]
             plan.chunks[index].append(ChunkInfo((0, 0), 0))
         plan.rows.append(Row(ids, segments, owners))
+
+
+def warn_truncated(plan: RowPlan, total: int, role: str, capacity: int) -> None:
+    """One warning, pointing at the caller's line, for the texts a plan cut to their first window."""
+    if not plan.truncated:
+        return
+    if role == "query":
+        message = (
+            f"{plan.truncated} of {total} queries are longer than the model window ({capacity} text tokens) and "
+            "were truncated; raise max_length if the model allows it (documents are split into windows instead)"
+        )
+    else:
+        message = (
+            f"{plan.truncated} of {total} documents are longer than the model window ({capacity} text tokens) and "
+            "were cut to their first window (chunk_aggregation='first'); use 'mean' or 'max' to embed all of them"
+        )
+    warnings.warn(message, stacklevel=caller_stacklevel())
