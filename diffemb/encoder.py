@@ -235,9 +235,7 @@ class DiffEmbedEncoder:
             raise ValueError(
                 "chunk_aggregation='none' gives several vectors per document: call encode_document_chunks()"
             )
-        per_text = self.run(self.plan(items, role, instruction), show_progress)
-        vectors = np.stack([self.aggregate(chunks, role) for chunks in per_text]).astype(np.float32)
-        return compact(vectors, self.profile.normalize, **compact_options)
+        return self.vectors(self.plan(items, role, instruction), role, show_progress, **compact_options)
 
     def encode_document_chunks(
         self,
@@ -253,10 +251,29 @@ class DiffEmbedEncoder:
         check_compact(self.dimension, **compact_options)
         if not items:
             return []
+        plan = self.plan(items, "document", instruction, self.window_chunking())
+        return self.windows(plan, show_progress, **compact_options)
+
+    def window_chunking(self) -> ChunkingConfig:
+        """The chunking `encode_document_chunks` plans with: plain windows, or late ones when the settings say."""
         chunking = self.settings.chunking
-        if chunking.aggregation != "late":
-            chunking = replace(chunking, aggregation="none")
-        per_text = self.run(self.plan(items, "document", instruction, chunking), show_progress)
+        return chunking if chunking.aggregation == "late" else replace(chunking, aggregation="none")
+
+    def vectors(
+        self, plan: RowPlan, role: Role, show_progress: bool | None = None, **compact_options: Unpack[CompactOptions]
+    ) -> np.ndarray:
+        """`encode`'s second half: one vector per text of a plan made with `plan(texts, role, ...)`, so a caller
+        that also needs the plan (its `body_tokens`, say) tokenises only once."""
+        check_compact(self.dimension, **compact_options)
+        vectors = np.stack([self.aggregate(chunks, role) for chunks in self.run(plan, show_progress)])
+        return compact(vectors.astype(np.float32), self.profile.normalize, **compact_options)
+
+    def windows(
+        self, plan: RowPlan, show_progress: bool | None = None, **compact_options: Unpack[CompactOptions]
+    ) -> list[DocumentChunks]:
+        """`encode_document_chunks`' second half, for a plan made with `chunking=self.window_chunking()`."""
+        check_compact(self.dimension, **compact_options)
+        per_text = self.run(plan, show_progress)
         if self.profile.normalize:
             per_text = [replace(chunks, vectors=l2_normalize(chunks.vectors)) for chunks in per_text]
         return compact_chunks(per_text, self.profile.normalize, **compact_options)

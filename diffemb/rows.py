@@ -37,6 +37,8 @@ class RowPlan:
     """Per text, its chunks in document order (one chunk for a text that fits)."""
     truncated: int = 0
     """Texts cut to their first window (queries, or documents with aggregation "first")."""
+    body_tokens: list[int] = field(default_factory=list)
+    """Per text, the tokens of its body (no template, instruction or specials): what `count_tokens` counts."""
 
 
 def plan_rows(
@@ -60,6 +62,7 @@ def plan_rows(
     late = chunking is not None and chunking.aggregation == "late"
     for index, text in enumerate(texts):
         plan.chunks.append([])
+        plan.body_tokens.append(len(text))
         if chunking is None or chunking.aggregation == "first":
             if len(text) > capacity:
                 plan.truncated += 1

@@ -23,7 +23,7 @@ import numpy as np
 
 from diffemb.chunking import DocumentChunks
 from diffemb.encoder import DEFAULT, DiffEmbedEncoder
-from diffemb.inputs import Role
+from diffemb.inputs import Role, check_texts
 from diffemb.serve.metrics import ServerMetrics
 from diffemb.serve.schemas import ApiError
 
@@ -195,17 +195,17 @@ class Batcher:
     def _encode(self, key: GroupKey, texts: list[str]) -> Result:
         encoder = self.encoder
         instruction = DEFAULT if key.instruction is None else key.instruction
+        # Plan once and run the plan: the token counts for `usage` come from the same tokenisation as the vectors.
+        texts = check_texts(texts)
         if key.chunks:
-            chunks = encoder.encode_document_chunks(
-                texts, instruction=instruction, show_progress=False, truncate_dim=key.dimensions
-            )
+            plan = encoder.plan(texts, "document", instruction, encoder.window_chunking())
+            chunks = encoder.windows(plan, show_progress=False, truncate_dim=key.dimensions)
             vectors = None
         else:
-            vectors = encoder.encode(
-                texts, role=key.role, instruction=instruction, show_progress=False, truncate_dim=key.dimensions
-            )
+            plan = encoder.plan(texts, key.role, instruction)
+            vectors = encoder.vectors(plan, key.role, show_progress=False, truncate_dim=key.dimensions)
             chunks = None
-        tokens = [encoder.count_tokens(text) for text in texts]
+        tokens = plan.body_tokens
         self.metrics.texts.labels(key.role).inc(len(texts))
         self.metrics.tokens.inc(sum(tokens))
         return Result(vectors, chunks, tokens)

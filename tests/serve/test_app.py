@@ -209,14 +209,14 @@ async def test_concurrent_requests_share_passes_and_get_their_own_vectors(tiny_d
 async def test_full_queue_answers_429_with_retry_after(tiny_dream_encoder: DiffEmbedEncoder) -> None:
     view = tiny_dream_encoder.with_settings()
     entered, release = threading.Event(), threading.Event()
-    real_encode = view.encode
+    real_vectors = view.vectors
 
-    def held_encode(*args: Any, **kwargs: Any) -> np.ndarray:
+    def held_vectors(*args: Any, **kwargs: Any) -> np.ndarray:
         entered.set()
         assert release.wait(30)
-        return real_encode(*args, **kwargs)
+        return real_vectors(*args, **kwargs)
 
-    view.encode = held_encode  # type: ignore[method-assign]  # hold the pass so the queue fills up
+    view.vectors = held_vectors  # type: ignore[method-assign]  # hold the pass so the queue fills up
     app = create_app(view, ServeConfig(served_model_name=NAME, limits=Limits(max_items=2), max_queue_texts=2))
     async with (
         app.router.lifespan_context(app),
